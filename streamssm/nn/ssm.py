@@ -59,26 +59,27 @@ def ssd_scan(x, dt, A, B, C, h0, block_size: int = 64):
     recurrence is unrolled as a masked (L x L) product; blocks are chained through the state.
     """
     dtype = h0.dtype
-    x, dt, B, C = x.to(dtype), dt.to(dtype), B.to(dtype), C.to(dtype)
-    A = A.to(dtype)
-    length = x.shape[1]
+    # heads-first layouts so that every product below is a plain (batched) matmul
+    x = x.to(dtype).permute(0, 2, 1, 3)  # (b, h, L, p)
+    dt = dt.to(dtype).transpose(1, 2)  # (b, h, L)
+    B, C = B.to(dtype)[:, None], C.to(dtype)[:, None]  # (b, 1, L, n)
+    A = A.to(dtype)[:, None]
+    length = x.shape[2]
     causal = torch.ones(block_size, block_size, dtype=torch.bool, device=x.device).tril()
     h, ys = h0, []
     for start in range(0, length, block_size):
-        xb, dtb = x[:, start : start + block_size], dt[:, start : start + block_size]
-        Bb, Cb = B[:, start : start + block_size], C[:, start : start + block_size]
-        q = xb.shape[1]
-        log_decay = torch.cumsum(dtb * A, dim=1)  # (b, q, h), non-increasing
+        xb, dtb = x[:, :, start : start + block_size], dt[:, :, start : start + block_size]
+        Bb, Cb = B[:, :, start : start + block_size], C[:, :, start : start + block_size]
+        q = xb.shape[2]
+        log_decay = torch.cumsum(dtb * A, dim=-1)  # (b, h, q), non-increasing
         # decay from step s to step t (s <= t); mask before exp so only non-positive values are exponentiated
-        segment = log_decay[:, :, None, :] - log_decay[:, None, :, :]  # (b, t, s, h)
-        segment = segment.masked_fill(~causal[:q, :q, None], -math.inf)
-        weights = torch.einsum("btn,bsn->bts", Cb, Bb)[..., None] * segment.exp() * dtb[:, None, :, :]
-        y = torch.einsum("btsh,bshp->bthp", weights, xb)
-        y = y + torch.einsum("btn,bhpn->bthp", Cb, h) * log_decay.exp()[..., None]
-        to_end = (log_decay[:, -1:, :] - log_decay).exp() * dtb  # (b, q, h)
-        h = h * log_decay[:, -1].exp()[..., None, None] + torch.einsum("bsh,bshp,bsn->bhpn", to_end, xb, Bb)
+        segment = (log_decay[..., :, None] - log_decay[..., None, :]).masked_fill(~causal[:q, :q], -math.inf)
+        weights = (Cb @ Bb.transpose(-1, -2)) * segment.exp() * dtb[..., None, :]  # (b, h, t, s)
+        y = weights @ xb + (Cb @ h.transpose(-1, -2)) * log_decay.exp()[..., None]  # (b, h, q, p)
+        to_end = (log_decay[..., -1:] - log_decay).exp() * dtb  # (b, h, q)
+        h = h * log_decay[..., -1].exp()[..., None, None] + (xb * to_end[..., None]).transpose(-1, -2) @ Bb
         ys.append(y)
-    return torch.cat(ys, dim=1), h
+    return torch.cat(ys, dim=2).transpose(1, 2), h
 
 
 class RMSNorm(nn.Module):
@@ -189,14 +190,20 @@ class CausalMamba2(nn.Module):
         if self._use_kernels(x):
             y, ssm = self._scan_kernels(padded, xbc, dt, A, state)
         else:
-            conv = F.conv1d(padded, self.conv_weight[:, None, :].to(xbc.dtype), self.conv_bias.to(xbc.dtype),
-                            groups=self.conv_dim)
+            conv = self._depthwise_conv(padded, length)
             xs, B, C = torch.split(F.silu(conv).transpose(1, 2), [self.d_inner, self.d_state, self.d_state], -1)
             xs = xs.reshape(b, length, self.nheads, self.headdim)
             y, ssm = ssd_scan(xs, dt, A, B, C, state.ssm, self.block_size)
             y = y + xs.to(y.dtype) * self.D.to(y.dtype)[:, None]
         y = self.norm(y.reshape(b, length, self.d_inner), gate=z)
         return self.out_proj(y.to(x.dtype)), Mamba2State(new_conv, ssm)
+
+    def _depthwise_conv(self, padded, length):
+        """Causal depthwise conv as d_conv shifted products (faster than conv1d for short chunks)."""
+        weight, out = self.conv_weight.to(padded.dtype), self.conv_bias.to(padded.dtype)[:, None]
+        for k in range(self.d_conv):
+            out = out + padded[:, :, k : k + length] * weight[:, k : k + 1]
+        return out
 
     def _conv_tail(self, padded, lengths):
         """The last d_conv - 1 conv inputs of each row (ending at its length, if given)."""
