@@ -1,0 +1,1 @@
+"""Turning per-frame model outputs into events."""
