@@ -2,6 +2,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Streaming work is many tiny ops: with 2 threads on a busy 2-core machine they slow down
+# by orders of magnitude (thread hand-off), so the suite runs single-threaded.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
