@@ -65,7 +65,7 @@ def ssd_scan(x, dt, A, B, C, h0, block_size: int = 64):
     B, C = B.to(dtype)[:, None], C.to(dtype)[:, None]  # (b, 1, L, n)
     A = A.to(dtype)[:, None]
     length = x.shape[2]
-    causal = torch.ones(block_size, block_size, dtype=torch.bool, device=x.device).tril()
+    causal = _causal_mask(min(block_size, length), x.device)
     h, ys = h0, []
     for start in range(0, length, block_size):
         xb, dtb = x[:, :, start : start + block_size], dt[:, :, start : start + block_size]
@@ -79,7 +79,13 @@ def ssd_scan(x, dt, A, B, C, h0, block_size: int = 64):
         to_end = (log_decay[..., -1:] - log_decay).exp() * dtb  # (b, h, q)
         h = h * log_decay[..., -1].exp()[..., None, None] + (xb * to_end[..., None]).transpose(-1, -2) @ Bb
         ys.append(y)
-    return torch.cat(ys, dim=2).transpose(1, 2), h
+    y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=2)
+    return y.transpose(1, 2), h
+
+
+@functools.lru_cache(maxsize=64)
+def _causal_mask(size: int, device: torch.device) -> torch.Tensor:
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
 
 
 class RMSNorm(nn.Module):
@@ -180,6 +186,9 @@ class CausalMamba2(nn.Module):
         b, length, _ = x.shape
         if state is None:
             state = self.initial_state(b, x.device, x.dtype)
+        if length == 1 and lengths is None:  # one frame: the step path does less work
+            y, state = self.step(x[:, 0], state)
+            return y[:, None], state
         z, xbc, dt = self._split(self.in_proj(x))
         padded = torch.cat([state.conv.to(xbc.dtype), xbc.transpose(1, 2)], dim=2)  # (b, c, w-1+L)
         new_conv = self._conv_tail(padded, lengths)
