@@ -63,7 +63,7 @@ class Stream:
         tail = self.frontend.finish()
         if tail.shape[0]:
             self.pending.append(tail)
-        events = self.recognizer.decode_streams([self])[0]
+        events = self.recognizer.decode_streams([self])[0] + self.detector.flush()
         self.finished = True
         return events
 

@@ -1,0 +1,291 @@
+"""Train the keyword spotter: `python -m streamssm.train kws --config configs/kws.json`.
+
+Each training example is built on the fly: some lead-in (other speech or silence), then either a
+keyword clip or a non-keyword clip, then a pause; real noise, reverberation and gain come from the
+augmenter. Frames after the keyword's end (a short window) are trained to the keyword with a
+max-pooling loss (the best frame of the window counts), frames outside keywords to filler, and the
+frames inside a keyword are left free. Checkpoints resume; thresholds are calibrated at the end
+on training-side negative audio to a target false-alarm rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..audio import read_audio
+from ..data.augment import Augmenter
+from ..data.manifest import Utterance, read_manifest
+from ..data.splits import real_kws_split
+from ..features import FrontEnd, log_mel
+from ..models import KWSConfig, KWSModel, save_model
+from ..nn.encoder import EncoderConfig
+from .common import LossLog, cosine_lr, load_checkpoint, save_checkpoint, setup_distributed
+
+SR = 16000
+HOP, WIN, SUB = 160, 400, 4
+
+DEFAULT_KEYWORDS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    "computer", "hey computer", "alexa", "jarvis", "amelia", "athena",
+    "smart mirror", "snowboy", "view glass", "hey chatterbox",
+]
+
+
+@dataclass
+class KWSTrainConfig:
+    out_dir: str = "data/train/kws"  # checkpoints and logs
+    model_dir: str = "models/kws"  # the final model
+    keywords: list[str] = field(default_factory=lambda: list(DEFAULT_KEYWORDS))
+    encoder: dict = field(default_factory=lambda: dict(
+        d_model=128, n_layers=4, d_state=32, headdim=32, expand=2, subsampling_channels=128, block_size=64))
+    manifests: list[str] = field(default_factory=lambda: ["data/kws_tts/train/manifest.jsonl"])
+    real_kws: list[str] = field(default_factory=lambda: ["wwb", "precise", "fsdd"])  # their train parts
+    validation_manifest: str = "data/kws_tts/heldout/manifest.jsonl"
+    noise_dir: str = "../shared/data/noise"
+    steps: int = 6000
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup: int = 200
+    positive_fraction: float = 0.6
+    window_before: int = 2  # frames before the keyword's end that may fire
+    window_after: int = 5  # frames after it
+    checkpoint_every: int = 100
+    seed: int = 0
+    threads: int = 2
+    target_false_alarms_per_hour: float = 0.5
+    calibration_hours: float = 1.0
+
+    @classmethod
+    def from_file(cls, path) -> "KWSTrainConfig":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def words_of(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
+
+
+def speech_bounds(audio: np.ndarray, floor_db: float = 35.0) -> tuple[int, int]:
+    """First and last sample of the 10 ms frames within `floor_db` of the loudest frame."""
+    frames = audio[: len(audio) // HOP * HOP].reshape(-1, HOP)
+    if len(frames) == 0:
+        return 0, len(audio)
+    level = 10 * np.log10((frames.astype(np.float32) ** 2).mean(1) + 1e-10)
+    loud = np.flatnonzero(level >= level.max() - floor_db)
+    return int(loud[0] * HOP), int((loud[-1] + 1) * HOP)
+
+
+class ClipBank:
+    """Audio clips held in memory as int16, cached on disk so restarts do not decode again."""
+
+    def __init__(self, utterances: list[Utterance], cache_dir: Path):
+        key = hashlib.sha1("\n".join(str(u.audio) for u in utterances).encode()).hexdigest()[:16]
+        cache = cache_dir / f"clips-{key}.npz"
+        if cache.exists():
+            data = np.load(cache)
+            self.samples, self.offsets = data["samples"], data["offsets"]
+        else:
+            clips = [
+                (np.clip(read_audio(u.audio), -1, 1) * 32767).astype(np.int16)
+                for u in tqdm(utterances, desc="loading clips", unit="clip")
+            ]
+            self.offsets = np.cumsum([0] + [len(c) for c in clips])
+            self.samples = np.concatenate(clips) if clips else np.zeros(0, np.int16)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(cache.with_suffix(".tmp.npz"), samples=self.samples, offsets=self.offsets)
+            cache.with_suffix(".tmp.npz").replace(cache)
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i) -> np.ndarray:
+        return self.samples[self.offsets[i] : self.offsets[i + 1]].astype(np.float32) / 32768
+
+
+class ExampleMaker:
+    """Builds (audio, keyword index or 0, sample where the keyword ends) training examples."""
+
+    def __init__(self, keywords, positives, negatives, augmenter, positive_fraction):
+        self.keywords = keywords
+        self.positives = positives  # keyword -> list of (bank, index)
+        self.negatives = negatives  # list of (bank, index)
+        self.augmenter = augmenter
+        self.positive_fraction = positive_fraction
+
+    def _negative(self, rng, max_s):
+        bank, i = self.negatives[rng.integers(len(self.negatives))]
+        clip = bank[i]
+        start, end = speech_bounds(clip)
+        clip = clip[max(0, start - 1600) : end + 1600]
+        if len(clip) > max_s * SR:
+            offset = rng.integers(len(clip) - int(max_s * SR))
+            clip = clip[offset : offset + int(max_s * SR)]
+        return clip
+
+    def make(self, rng):
+        lead = self._negative(rng, 1.2) if rng.random() < 0.5 else np.zeros(rng.integers(1600, 8000), np.float32)
+        gap = np.zeros(rng.integers(800, 4800), np.float32)
+        label, end = 0, 0
+        if rng.random() < self.positive_fraction:
+            label = int(rng.integers(len(self.keywords))) + 1
+            bank, i = self.positives[self.keywords[label - 1]][rng.integers(len(self.positives[self.keywords[label - 1]]))]
+            clip = bank[i]
+            s, e = speech_bounds(clip, floor_db=50.0)
+            clip = clip[max(0, s - 1600) : e + 1600]
+            end = len(lead) + len(gap) + min(s, 1600) + (e - s)
+        else:
+            clip = self._negative(rng, 2.5)
+        tail = np.zeros(rng.integers(4800, 11200), np.float32)
+        audio = np.concatenate([lead, gap, clip, tail])
+        return self.augmenter(audio), label, end
+
+
+def frame_of_sample(sample: int) -> int:
+    """The first encoder frame whose input reaches `sample`."""
+    return max(0, -(-(sample - (SUB - 1) * HOP - WIN) // (SUB * HOP)))
+
+
+def make_batch(maker: ExampleMaker, rng, batch_size: int):
+    examples = [maker.make(rng) for _ in range(batch_size)]
+    feats = [log_mel(audio) for audio, *_ in examples]
+    feats = [f[: f.shape[0] // SUB * SUB] for f in feats]
+    lengths = torch.tensor([f.shape[0] // SUB for f in feats])
+    batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    labels = torch.tensor([label for _, label, _ in examples])
+    ends = torch.tensor([frame_of_sample(end) for _, _, end in examples])
+    return batch, lengths, labels, ends
+
+
+def kws_loss(logits, lengths, labels, ends, before: int, after: int, smoothing: int):
+    """Filler cross-entropy on every frame outside the window around a keyword's end (the
+    keyword's own first part included, so nothing fires before the word is complete) + keyword
+    cross-entropy at the best frame of the window. The keyword term uses the causal moving
+    average of posteriors that the detector thresholds, so the model learns peaks it can see."""
+    logp = logits.float().log_softmax(-1)
+    frames = torch.arange(logits.shape[1])[None, :]
+    valid = frames < lengths[:, None]
+    positive = (labels > 0)[:, None]
+    window = positive & (frames >= ends[:, None] - before) & (frames <= ends[:, None] + after) & valid
+    filler = valid & ~window
+    filler_loss = -(logp[..., 0] * filler).sum() / filler.sum().clamp(min=1)
+    keyword_p = logp.gather(2, labels[:, None, None].expand(-1, logits.shape[1], 1)).exp()  # (b, T, 1)
+    smoothed = F.avg_pool1d(F.pad(keyword_p.transpose(1, 2), (smoothing - 1, 0)), smoothing, 1)[:, 0]
+    best = smoothed.clamp(min=1e-8).log().masked_fill(~window, -1e4).max(1).values
+    has_window = window.any(1)
+    keyword_loss = -(best * has_window).sum() / has_window.sum().clamp(min=1)
+    return filler_loss + keyword_loss, filler_loss, keyword_loss
+
+
+def collect_data(config: KWSTrainConfig, cache_dir: Path):
+    """Keyword clips per keyword and non-keyword clips, from manifests and real train parts."""
+    utterances = [u for m in config.manifests for u in read_manifest(m)]
+    utterances += [u for name in config.real_kws for u in real_kws_split(name)["train"]]
+    keyword_words = [words_of(k) for k in config.keywords]
+    positives, negatives = [], []
+    for u in utterances:
+        if u.keyword in config.keywords:
+            positives.append(u)
+        elif u.keyword is None and u.text and not any(k in words_of(u.text) for k in keyword_words):
+            negatives.append(u)
+    bank = ClipBank(positives + negatives, cache_dir)
+    by_keyword = {k: [] for k in config.keywords}
+    for i, u in enumerate(positives):
+        by_keyword[u.keyword].append((bank, i))
+    missing = [k for k, clips in by_keyword.items() if not clips]
+    if missing:
+        raise ValueError(f"no training clips for keywords {missing}")
+    durations = {}
+    for k, clips in by_keyword.items():
+        lengths = [np.subtract(*speech_bounds(bank[i], 50.0)[::-1]) for _, i in clips[:200]]
+        durations[k] = round(float(np.median(lengths)) / SR, 3)
+    return by_keyword, [(bank, len(positives) + i) for i in range(len(negatives))], durations
+
+
+@torch.no_grad()
+def negative_peaks(model, negatives, hours: float, seed: int):
+    """Streams ~`hours` of negative clips through the model, one after another as one stream;
+    per keyword, the peak smoothed posterior of each clip (for threshold calibration)."""
+    rng = np.random.default_rng(seed)
+    frontend, state = FrontEnd(model.config.features), model.initial_state()
+    smoothing = model.config.smoothing_frames
+    peaks = {k: [] for k in model.config.keywords}
+    seconds = 0.0
+    with tqdm(total=round(hours * 3600), desc="calibrating on negatives", unit="s") as bar:
+        while seconds < hours * 3600:
+            bank, i = negatives[rng.integers(len(negatives))]
+            audio = np.concatenate([bank[i], np.zeros(rng.integers(1600, 8000), np.float32)])
+            features = frontend.accept(audio, SR)
+            if features.shape[0] < SUB * smoothing:
+                continue
+            logits, state = model(features[None], state)
+            posteriors = logits.softmax(-1)[0, :, 1:].T[None]  # (1, K, T)
+            smoothed = F.avg_pool1d(posteriors, smoothing, 1).amax(-1)[0]
+            for k, value in zip(model.config.keywords, smoothed.tolist()):
+                peaks[k].append(value)
+            seconds += len(audio) / SR
+            bar.update(round(len(audio) / SR))
+    return peaks, seconds / 3600
+
+
+def calibrate_thresholds(peaks, hours, target_per_hour, floor=0.3, ceiling=0.95):
+    """Per keyword, the lowest threshold whose false alarms on the negatives stay under the target."""
+    allowed = int(target_per_hour * hours)
+    thresholds = {}
+    for keyword, values in peaks.items():
+        ranked = sorted(values, reverse=True)
+        threshold = ranked[allowed] + 1e-3 if len(ranked) > allowed else floor
+        thresholds[keyword] = round(min(ceiling, max(floor, threshold)), 3)
+    return thresholds
+
+
+def train(config: KWSTrainConfig) -> Path:
+    env = setup_distributed()
+    torch.set_num_threads(config.threads)
+    out = Path(config.out_dir)
+    torch.manual_seed(config.seed)
+    positives, negatives, durations = collect_data(config, out / "cache")
+    model_config = KWSConfig(
+        keywords=config.keywords, encoder=EncoderConfig(**config.encoder), keyword_durations=durations)
+    model = KWSModel(model_config).to(env.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    progress = load_checkpoint(out / "checkpoint", model, optimizer) or {"step": 0}
+    trained = torch.nn.parallel.DistributedDataParallel(model) if env.world_size > 1 else model
+    augmenter = Augmenter(noise_dir=config.noise_dir, seed=config.seed + 1000 * env.rank + progress["step"])
+    maker = ExampleMaker(config.keywords, positives, negatives, augmenter, config.positive_fraction)
+    rng = np.random.default_rng([config.seed, env.rank, progress["step"]])
+    log = LossLog(out / "log.jsonl", enabled=env.is_main)
+    bar = tqdm(range(progress["step"], config.steps), initial=progress["step"], total=config.steps,
+               desc="training kws", disable=not env.is_main)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, config.steps, config.lr, config.warmup)
+        batch, lengths, labels, ends = make_batch(maker, rng, config.batch_size)
+        logits, _ = trained(batch.to(env.device), lengths=lengths.to(env.device))
+        loss, filler, keyword = kws_loss(logits.cpu(), lengths, labels, ends, config.window_before,
+                                         config.window_after, model_config.smoothing_frames)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}", filler=f"{filler.item():.3f}", kw=f"{keyword.item():.3f}")
+        if step % 10 == 0:
+            log.write(step=step, loss=loss.item(), filler=filler.item(), keyword=keyword.item(),
+                      lr=optimizer.param_groups[0]["lr"])
+        if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            save_checkpoint(out / "checkpoint", model, optimizer, {"step": step + 1, "config": asdict(config)})
+    if not env.is_main:
+        return out
+    model.eval().cpu()
+    peaks, hours = negative_peaks(model, negatives, config.calibration_hours, config.seed)
+    model.config.thresholds = calibrate_thresholds(peaks, hours, config.target_false_alarms_per_hour)
+    log.write(calibration_hours=hours, thresholds=model.config.thresholds)
+    return save_model(model, config.model_dir)
