@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..audio import read_audio
 from ..data.augment import Augmenter
 from ..data.manifest import Utterance, read_manifest
-from ..data.splits import real_kws_split
+from ..data.splits import real_kws_split, real_split
 from ..features import FrontEnd, log_mel
 from ..models import KWSConfig, KWSModel, save_model
 from ..nn.encoder import EncoderConfig
@@ -50,7 +50,7 @@ class KWSTrainConfig:
         d_model=128, n_layers=4, d_state=32, headdim=32, expand=2, subsampling_channels=128, block_size=64))
     manifests: list[str] = field(default_factory=lambda: ["data/kws_tts/train/manifest.jsonl"])
     real_kws: list[str] = field(default_factory=lambda: ["wwb", "precise", "fsdd"])  # their train parts
-    validation_manifest: str = "data/kws_tts/heldout/manifest.jsonl"
+    real_speech: list[str] = field(default_factory=lambda: ["ljs-reread"])  # train part, as negatives
     noise_dir: str = "../shared/data/noise"
     steps: int = 6000
     batch_size: int = 32
@@ -60,6 +60,7 @@ class KWSTrainConfig:
     window_before: int = 2  # frames before the keyword's end that may fire
     window_after: int = 5  # frames after it
     checkpoint_every: int = 100
+    log_every: int = 10
     seed: int = 0
     threads: int = 2
     target_false_alarms_per_hour: float = 0.5
@@ -189,6 +190,7 @@ def collect_data(config: KWSTrainConfig, cache_dir: Path):
     """Keyword clips per keyword and non-keyword clips, from manifests and real train parts."""
     utterances = [u for m in config.manifests for u in read_manifest(m)]
     utterances += [u for name in config.real_kws for u in real_kws_split(name)["train"]]
+    utterances += [u for name in config.real_speech for u in real_split(name)["train"]]
     keyword_words = [words_of(k) for k in config.keywords]
     positives, negatives = [], []
     for u in utterances:
@@ -277,7 +279,7 @@ def train(config: KWSTrainConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", filler=f"{filler.item():.3f}", kw=f"{keyword.item():.3f}")
-        if step % 10 == 0:
+        if step % config.log_every == 0:
             log.write(step=step, loss=loss.item(), filler=filler.item(), keyword=keyword.item(),
                       lr=optimizer.param_groups[0]["lr"])
         if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):

@@ -1,0 +1,1 @@
+"""Speech data: manifests, real-data splits, TTS clips, augmentation."""

