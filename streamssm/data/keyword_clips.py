@@ -18,6 +18,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -152,7 +153,28 @@ def negative_words(keywords, count: int, seed: int) -> list[str]:
     return phrases[:count]
 
 
-def plan(keywords, out: Path, clips_per_keyword: int, heldout_per_keyword: int, negatives: int, seed: int):
+def negative_sentences(keywords, count: int, seed: int) -> list[str]:
+    """Sentences of 4-20 words from Debian's fortunes, with no digits and none of the keywords."""
+    keyword_words = [f" {k} " for k in keywords]
+    sentences = set()
+    for path in sorted(Path("/usr/share/games/fortunes").glob("*")):
+        if path.suffix or not path.is_file():
+            continue
+        for entry in path.read_text(errors="ignore").split("\n%\n"):
+            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(entry.split())):
+                words = re.findall(r"[a-z']+", sentence.lower())
+                if 4 <= len(words) <= 20 and not re.search(r"[0-9@#$%&*_/\\<>=|~^]", sentence) and \
+                        not any(k in f" {' '.join(words)} " for k in keyword_words):
+                    sentences.add(sentence)
+    if not sentences:
+        raise FileNotFoundError("fortunes (Debian package fortunes) are needed for negative sentences")
+    ordered = sorted(sentences)
+    random.Random(seed).shuffle(ordered)
+    return ordered[:count]
+
+
+def plan(keywords, out: Path, clips_per_keyword: int, heldout_per_keyword: int, negatives: int, seed: int,
+         heldout_sentences: int = 0, train_sentences: int = 0):
     jobs = []
     for split, voices, per_keyword in (("train", TRAIN_VOICES, clips_per_keyword), ("heldout", HELDOUT_VOICES, heldout_per_keyword)):
         for keyword in keywords:
@@ -165,12 +187,23 @@ def plan(keywords, out: Path, clips_per_keyword: int, heldout_per_keyword: int, 
         engine, voice = TRAIN_VOICES[i % len(TRAIN_VOICES)]
         jobs.append(dict(engine=engine, voice=voice, text=text, keyword=None, split="train",
                          seed=zlib.crc32(f"{seed}:neg:{i}".encode()), path=str(out / "train" / "_negative" / f"{i:05d}.flac")))
+    # held-out voices read the first sentences, training voices the next ones: no text is on both sides
+    sentences = negative_sentences(keywords, heldout_sentences + train_sentences, seed)
+    for split, voices, texts in (("heldout", HELDOUT_VOICES, sentences[:heldout_sentences]),
+                                 ("train", TRAIN_VOICES, sentences[heldout_sentences:])):
+        for i, text in enumerate(texts):
+            engine, voice = voices[i % len(voices)]
+            jobs.append(dict(engine=engine, voice=voice, text=text, keyword=None, split=split,
+                             seed=zlib.crc32(f"{seed}:{split}:sentence:{i}".encode()),
+                             path=str(out / split / "_sentences" / f"{i:05d}.flac")))
     return jobs
 
 
-def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negatives=12000, seed=0, workers=None):
+def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negatives=12000, seed=0, workers=None,
+             heldout_sentences=0, train_sentences=0):
     out = Path(out)
-    jobs = plan(keywords, out, clips_per_keyword, heldout_per_keyword, negatives, seed)
+    jobs = plan(keywords, out, clips_per_keyword, heldout_per_keyword, negatives, seed, heldout_sentences,
+                train_sentences)
     records = {"train": [], "heldout": []}
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
         for job, record in tqdm(zip(jobs, pool.map(make_clip, jobs, chunksize=16)), total=len(jobs), desc="clips"):
@@ -195,11 +228,15 @@ def main(argv=None):
     parser.add_argument("--clips-per-keyword", type=int, default=400, help="training clips per keyword")
     parser.add_argument("--heldout-per-keyword", type=int, default=60, help="held-out-voice clips per keyword")
     parser.add_argument("--negatives", type=int, default=12000, help="non-keyword clips (training voices)")
+    parser.add_argument("--heldout-sentences", type=int, default=0,
+                        help="non-keyword sentences from the held-out voices (false-alarm tests)")
+    parser.add_argument("--train-sentences", type=int, default=0,
+                        help="non-keyword sentences from the training voices (connected-speech negatives)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     args = parser.parse_args(argv)
     counts = generate(args.keywords, args.out, args.clips_per_keyword, args.heldout_per_keyword, args.negatives,
-                      args.seed, args.workers)
+                      args.seed, args.workers, args.heldout_sentences, args.train_sentences)
     print(f"clips written: {counts}")
 
 
