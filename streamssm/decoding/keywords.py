@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import torch
+import re
+
+import numpy as np
 
 from ..events import Event
 
 FRAME_S = 0.04  # encoder frame period
+
+
+def words_of(text: str) -> str:
+    """Lower-case words of `text` joined by single spaces, padded with one: `words_of(k) in
+    words_of(t)` tells whether text t says keyword k as whole words."""
+    return " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
 
 
 class KeywordDetector:
@@ -24,35 +32,40 @@ class KeywordDetector:
     def __init__(self, keywords, thresholds, smoothing_frames=3, refractory_s=1.0, durations=None,
                  report=None, time_offset=0.0, patience=2):
         self.keywords = list(keywords)
-        self.thresholds = torch.tensor([float(thresholds[k]) for k in self.keywords])
-        self.report = torch.tensor([report is None or k in report for k in self.keywords])
+        self.thresholds = np.array([float(thresholds[k]) for k in self.keywords], np.float32)
+        self.report = np.array([report is None or k in report for k in self.keywords])
         self.durations = durations or {}
         self.refractory_frames = round(refractory_s / FRAME_S)
         self.patience = patience
         self.time_offset = time_offset  # audio time at the end of frame 0
-        self.window = torch.zeros(smoothing_frames, len(self.keywords))
+        self.window = np.zeros((smoothing_frames, len(self.keywords)), np.float32)  # a ring of recent frames
         self.frames_seen = 0
         self.last_fired = -(10**9)
         self.candidate = None  # (keyword index, score, frame) of the peak being followed
 
     @property
     def nbytes(self) -> int:
-        return self.window.numel() * self.window.element_size() + 40
+        return self.window.nbytes + 40
+
+    @property
+    def report_delay_s(self) -> float:
+        """How long after its peak frame a detection is reported."""
+        return self.patience * FRAME_S
 
     def frame_end_time(self, frame: int) -> float:
         return self.time_offset + frame * FRAME_S
 
-    def accept(self, posteriors: torch.Tensor) -> list[Event]:
+    def accept(self, posteriors) -> list[Event]:
         """posteriors (T, K): per-frame keyword probabilities (filler excluded)."""
         events = []
-        for p in posteriors.float():
-            self.window = torch.roll(self.window, 1, dims=0)
-            self.window[0] = p
+        size = self.window.shape[0]
+        for p in np.asarray(posteriors, np.float32):
             frame, self.frames_seen = self.frames_seen, self.frames_seen + 1
-            smoothed = self.window[: min(self.frames_seen, self.window.shape[0])].mean(0)
+            self.window[frame % size] = p
+            smoothed = self.window.sum(0) / min(self.frames_seen, size)
             above = (smoothed >= self.thresholds) & self.report
             if above.any() and frame - self.last_fired >= self.refractory_frames:
-                best = int(torch.where(above, smoothed, -1.0).argmax())
+                best = int(np.where(above, smoothed, -1.0).argmax())
                 if self.candidate is None or smoothed[best] > self.candidate[1]:
                     self.candidate = (best, float(smoothed[best]), frame)
             if self.candidate is not None and frame - self.candidate[2] >= self.patience:
