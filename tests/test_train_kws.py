@@ -14,14 +14,14 @@ KEYWORDS = ["alexa", "jarvis"]
 def tiny_config(tmp_path, shared_data, steps):
     wwb = read_manifest(shared_data / "kws" / "wwb" / "manifest.jsonl")
     clips = [u for k in KEYWORDS for u in [u for u in wwb if u.keyword == k][:8]]
-    negatives = [u for u in read_manifest(shared_data / "kws" / "precise" / "manifest.jsonl") if u.keyword is None][:8]
+    negatives = [u for u in read_manifest(shared_data / "kws" / "precise" / "manifest.jsonl") if u.keyword is None][:20]
     manifest = tmp_path / "clips.jsonl"
     write_manifest(manifest, clips + negatives)
     return KWSTrainConfig(
         out_dir=str(tmp_path / "run"), model_dir=str(tmp_path / "model"), keywords=KEYWORDS,
         encoder=dict(d_model=32, n_layers=1, d_state=16, headdim=16, subsampling_channels=32),
         manifests=[str(manifest)], real_kws=[], real_speech=[], noise_dir=str(shared_data / "noise"),
-        steps=steps, batch_size=4, checkpoint_every=2, log_every=1, calibration_hours=0.005, threads=1,
+        steps=steps, batch_size=4, checkpoint_every=2, log_every=1, calibration_percent=50, threads=1,
     )
 
 

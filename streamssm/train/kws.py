@@ -4,15 +4,16 @@ Each training example is built on the fly: some lead-in (other speech or silence
 keyword clip or a non-keyword clip, then a pause; real noise, reverberation and gain come from the
 augmenter. Frames after the keyword's end (a short window) are trained to the keyword with a
 max-pooling loss (the best frame of the window counts), frames outside keywords to filler, and the
-frames inside a keyword are left free. Checkpoints resume; thresholds are calibrated at the end
-on training-side negative audio to a target false-alarm rate.
+frames inside a keyword are left free. Real recordings are drawn with a set share of the examples,
+so the many TTS clips do not drown them. Checkpoints resume; at the end, thresholds are calibrated
+to a target false-alarm rate on non-keyword clips held back from training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..audio import read_audio
 from ..data.augment import Augmenter
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
+from ..decoding.keywords import words_of
 from ..features import FrontEnd, log_mel
 from ..models import KWSConfig, KWSModel, save_model
 from ..nn.encoder import EncoderConfig
@@ -57,6 +59,9 @@ class KWSTrainConfig:
     lr: float = 2e-3
     warmup: int = 200
     positive_fraction: float = 0.6
+    real_positive_fraction: float = 0.5  # of a keyword's examples, drawn from real clips when it has any
+    real_negative_fraction: float = 0.3  # of the non-keyword examples, drawn from real speech
+    calibration_percent: int = 10  # negatives kept out of training, by path hash, to set thresholds on
     window_before: int = 2  # frames before the keyword's end that may fire
     window_after: int = 5  # frames after it
     checkpoint_every: int = 100
@@ -64,15 +69,10 @@ class KWSTrainConfig:
     seed: int = 0
     threads: int = 2
     target_false_alarms_per_hour: float = 0.5
-    calibration_hours: float = 1.0
 
     @classmethod
     def from_file(cls, path) -> "KWSTrainConfig":
         return cls(**json.loads(Path(path).read_text()))
-
-
-def words_of(text: str) -> str:
-    return " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
 
 
 def speech_bounds(audio: np.ndarray, floor_db: float = 35.0) -> tuple[int, int]:
@@ -112,19 +112,34 @@ class ClipBank:
         return self.samples[self.offsets[i] : self.offsets[i + 1]].astype(np.float32) / 32768
 
 
+@dataclass
+class ClipPools:
+    """Indices into one ClipBank: keyword clips by keyword and origin ("real" / "tts"), non-keyword
+    clips by origin, and the non-keyword clips kept out of training for threshold calibration."""
+
+    bank: ClipBank
+    positives: dict[str, dict[str, list[int]]]
+    negatives: dict[str, list[int]]
+    calibration: list[int]
+
+
 class ExampleMaker:
     """Builds (audio, keyword index or 0, sample where the keyword ends) training examples."""
 
-    def __init__(self, keywords, positives, negatives, augmenter, positive_fraction):
+    def __init__(self, keywords, pools: ClipPools, augmenter, config: KWSTrainConfig):
         self.keywords = keywords
-        self.positives = positives  # keyword -> list of (bank, index)
-        self.negatives = negatives  # list of (bank, index)
+        self.pools = pools
         self.augmenter = augmenter
-        self.positive_fraction = positive_fraction
+        self.config = config
+
+    @staticmethod
+    def _pick(rng, by_origin: dict[str, list[int]], real_fraction: float) -> int:
+        real = bool(by_origin["real"]) and (not by_origin["tts"] or rng.random() < real_fraction)
+        clips = by_origin["real" if real else "tts"]
+        return clips[rng.integers(len(clips))]
 
     def _negative(self, rng, max_s):
-        bank, i = self.negatives[rng.integers(len(self.negatives))]
-        clip = bank[i]
+        clip = self.pools.bank[self._pick(rng, self.pools.negatives, self.config.real_negative_fraction)]
         start, end = speech_bounds(clip)
         clip = clip[max(0, start - 1600) : end + 1600]
         if len(clip) > max_s * SR:
@@ -136,10 +151,10 @@ class ExampleMaker:
         lead = self._negative(rng, 1.2) if rng.random() < 0.5 else np.zeros(rng.integers(1600, 8000), np.float32)
         gap = np.zeros(rng.integers(800, 4800), np.float32)
         label, end = 0, 0
-        if rng.random() < self.positive_fraction:
+        if rng.random() < self.config.positive_fraction:
             label = int(rng.integers(len(self.keywords))) + 1
-            bank, i = self.positives[self.keywords[label - 1]][rng.integers(len(self.positives[self.keywords[label - 1]]))]
-            clip = bank[i]
+            by_origin = self.pools.positives[self.keywords[label - 1]]
+            clip = self.pools.bank[self._pick(rng, by_origin, self.config.real_positive_fraction)]
             s, e = speech_bounds(clip, floor_db=50.0)
             clip = clip[max(0, s - 1600) : e + 1600]
             end = len(lead) + len(gap) + min(s, 1600) + (e - s)
@@ -186,56 +201,59 @@ def kws_loss(logits, lengths, labels, ends, before: int, after: int, smoothing: 
     return filler_loss + keyword_loss, filler_loss, keyword_loss
 
 
-def collect_data(config: KWSTrainConfig, cache_dir: Path):
-    """Keyword clips per keyword and non-keyword clips, from manifests and real train parts."""
-    utterances = [u for m in config.manifests for u in read_manifest(m)]
-    utterances += [u for name in config.real_kws for u in real_kws_split(name)["train"]]
-    utterances += [u for name in config.real_speech for u in real_split(name)["train"]]
+def collect_data(config: KWSTrainConfig, cache_dir: Path) -> tuple[ClipPools, dict[str, float]]:
+    """Keyword and non-keyword clips from the TTS manifests and the real train parts, and the
+    typical spoken length of each keyword."""
+    sources = [("tts", u) for m in config.manifests for u in read_manifest(m)]
+    sources += [("real", u) for name in config.real_kws for u in real_kws_split(name)["train"]]
+    sources += [("real", u) for name in config.real_speech for u in real_split(name)["train"]]
     keyword_words = [words_of(k) for k in config.keywords]
-    positives, negatives = [], []
-    for u in utterances:
-        if u.keyword in config.keywords:
-            positives.append(u)
-        elif u.keyword is None and u.text and not any(k in words_of(u.text) for k in keyword_words):
-            negatives.append(u)
-    bank = ClipBank(positives + negatives, cache_dir)
-    by_keyword = {k: [] for k in config.keywords}
-    for i, u in enumerate(positives):
-        by_keyword[u.keyword].append((bank, i))
-    missing = [k for k, clips in by_keyword.items() if not clips]
+    kept = [(origin, u) for origin, u in sources if u.keyword in config.keywords or (
+        u.keyword is None and u.text and not any(k in words_of(u.text) for k in keyword_words))]
+    bank = ClipBank([u for _, u in kept], cache_dir)
+    positives = {k: {"real": [], "tts": []} for k in config.keywords}
+    negatives, calibration = {"real": [], "tts": []}, []
+    for i, (origin, u) in enumerate(kept):
+        if u.keyword is not None:
+            positives[u.keyword][origin].append(i)
+        elif zlib.crc32(str(u.audio).encode()) % 100 < config.calibration_percent:
+            calibration.append(i)
+        else:
+            negatives[origin].append(i)
+    missing = [k for k, clips in positives.items() if not clips["real"] + clips["tts"]]
     if missing:
         raise ValueError(f"no training clips for keywords {missing}")
+    if not negatives["real"] + negatives["tts"] or not calibration:
+        raise ValueError("no non-keyword clips for training and calibration")
     durations = {}
-    for k, clips in by_keyword.items():
-        lengths = [np.subtract(*speech_bounds(bank[i], 50.0)[::-1]) for _, i in clips[:200]]
+    for k, clips in positives.items():
+        lengths = [np.subtract(*speech_bounds(bank[i], 50.0)[::-1]) for i in (clips["real"] + clips["tts"])[:200]]
         durations[k] = round(float(np.median(lengths)) / SR, 3)
-    return by_keyword, [(bank, len(positives) + i) for i in range(len(negatives))], durations
+    return ClipPools(bank, positives, negatives, calibration), durations
 
 
 @torch.no_grad()
-def negative_peaks(model, negatives, hours: float, seed: int):
-    """Streams ~`hours` of negative clips through the model, one after another as one stream;
-    per keyword, the peak smoothed posterior of each clip (for threshold calibration)."""
-    rng = np.random.default_rng(seed)
+def negative_peaks(model, pools: ClipPools):
+    """Streams the calibration clips through the model, one after another as one stream; per
+    keyword, the peak smoothed posterior of each clip, and the hours streamed."""
     frontend, state = FrontEnd(model.config.features), model.initial_state()
     smoothing = model.config.smoothing_frames
     peaks = {k: [] for k in model.config.keywords}
-    seconds = 0.0
-    with tqdm(total=round(hours * 3600), desc="calibrating on negatives", unit="s") as bar:
-        while seconds < hours * 3600:
-            bank, i = negatives[rng.integers(len(negatives))]
-            audio = np.concatenate([bank[i], np.zeros(rng.integers(1600, 8000), np.float32)])
-            features = frontend.accept(audio, SR)
-            if features.shape[0] < SUB * smoothing:
-                continue
-            logits, state = model(features[None], state)
-            posteriors = logits.softmax(-1)[0, :, 1:].T[None]  # (1, K, T)
-            smoothed = F.avg_pool1d(posteriors, smoothing, 1).amax(-1)[0]
-            for k, value in zip(model.config.keywords, smoothed.tolist()):
-                peaks[k].append(value)
-            seconds += len(audio) / SR
-            bar.update(round(len(audio) / SR))
-    return peaks, seconds / 3600
+    samples = 0
+    for i in tqdm(pools.calibration, desc="calibrating on held-back negatives", unit="clip"):
+        audio = np.concatenate([pools.bank[i], np.zeros(4000, np.float32)])
+        samples += len(audio)
+        features = frontend.accept(audio, SR)
+        if features.shape[0] == 0:
+            continue
+        logits, state = model(features[None], state)
+        if logits.shape[1] < smoothing:
+            continue
+        posteriors = logits.softmax(-1)[0, :, 1:].T[None]  # (1, K, T)
+        smoothed = F.avg_pool1d(posteriors, smoothing, 1).amax(-1)[0]
+        for k, value in zip(model.config.keywords, smoothed.tolist()):
+            peaks[k].append(value)
+    return peaks, samples / SR / 3600
 
 
 def calibrate_thresholds(peaks, hours, target_per_hour, floor=0.3, ceiling=0.95):
@@ -254,7 +272,7 @@ def train(config: KWSTrainConfig) -> Path:
     torch.set_num_threads(config.threads)
     out = Path(config.out_dir)
     torch.manual_seed(config.seed)
-    positives, negatives, durations = collect_data(config, out / "cache")
+    pools, durations = collect_data(config, out / "cache")
     model_config = KWSConfig(
         keywords=config.keywords, encoder=EncoderConfig(**config.encoder), keyword_durations=durations)
     model = KWSModel(model_config).to(env.device)
@@ -262,7 +280,7 @@ def train(config: KWSTrainConfig) -> Path:
     progress = load_checkpoint(out / "checkpoint", model, optimizer) or {"step": 0}
     trained = torch.nn.parallel.DistributedDataParallel(model) if env.world_size > 1 else model
     augmenter = Augmenter(noise_dir=config.noise_dir, seed=config.seed + 1000 * env.rank + progress["step"])
-    maker = ExampleMaker(config.keywords, positives, negatives, augmenter, config.positive_fraction)
+    maker = ExampleMaker(config.keywords, pools, augmenter, config)
     rng = np.random.default_rng([config.seed, env.rank, progress["step"]])
     log = LossLog(out / "log.jsonl", enabled=env.is_main)
     bar = tqdm(range(progress["step"], config.steps), initial=progress["step"], total=config.steps,
@@ -287,7 +305,7 @@ def train(config: KWSTrainConfig) -> Path:
     if not env.is_main:
         return out
     model.eval().cpu()
-    peaks, hours = negative_peaks(model, negatives, config.calibration_hours, config.seed)
+    peaks, hours = negative_peaks(model, pools)
     model.config.thresholds = calibrate_thresholds(peaks, hours, config.target_false_alarms_per_hour)
     log.write(calibration_hours=hours, thresholds=model.config.thresholds)
     return save_model(model, config.model_dir)
