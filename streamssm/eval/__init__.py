@@ -1,0 +1,1 @@
+"""Offline evaluation: python -m streamssm.eval kws ..."""
