@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,8 +103,9 @@ class ClipBank:
             self.offsets = np.cumsum([0] + [len(c) for c in clips])
             self.samples = np.concatenate(clips) if clips else np.zeros(0, np.int16)
             cache_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(cache.with_suffix(".tmp.npz"), samples=self.samples, offsets=self.offsets)
-            cache.with_suffix(".tmp.npz").replace(cache)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # torchrun ranks may write it at the same time
+            np.savez(tmp, samples=self.samples, offsets=self.offsets)
+            tmp.replace(cache)
 
     def __len__(self):
         return len(self.offsets) - 1
