@@ -4,14 +4,33 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
+class Word:
+    """A recognised word and its time span in seconds from the start of the stream."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Event:
-    """kind: "keyword" | "partial" | "final"; times in seconds from the start of the stream."""
+    """kind: "keyword" | "partial" | "final"; times in seconds from the start of the stream.
+
+    `words` (speech recognition only) holds the words of `text` with their times.
+    """
 
     kind: str
     text: str
     start: float
     end: float
     score: float
+    words: tuple[Word, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; "words" only when there are words."""
+        values = asdict(self)
+        if self.words:
+            values["words"] = list(values["words"])
+        else:
+            del values["words"]
+        return values

@@ -1,7 +1,9 @@
-"""python -m streamssm.mic: detect keywords live from the microphone (or a file played in real time).
+"""python -m streamssm.mic: detect keywords or transcribe speech live from the microphone (or a file
+played in real time).
 
 Examples:
   python -m streamssm.mic --model kws                       # default input device
+  python -m streamssm.mic --model asr                       # partial text on one line, final text below
   python -m streamssm.mic --list-devices
   python -m streamssm.mic --device pulse --keywords alexa computer --threshold 0.6
   python -m streamssm.mic --input recording.flac --fast --json
@@ -45,13 +47,20 @@ def parse_args(argv=None):
 def print_event(event, as_json: bool):
     if as_json:
         print(json.dumps(event.to_dict()), flush=True)
+    elif event.kind == "partial":  # overwritten by the next partial or final line
+        print(f"\r{event.end:9.2f} s  {event.kind:8s} {event.text}\x1b[K", end="", flush=True)
+    elif event.kind == "final":
+        print(f"\r{event.end:9.2f} s  {event.kind:8s} {event.text}\x1b[K", flush=True)
     else:
         print(f"{event.end:9.2f} s  {event.kind:8s} {event.text:16s} score {event.score:.2f}", flush=True)
 
 
 def run(args) -> int:
     torch.set_num_threads(args.threads)
-    recognizer = StreamingRecognizer.from_pretrained(args.model, keywords=args.keywords, thresholds=args.threshold)
+    options = {name: value for name, value in (("keywords", args.keywords), ("thresholds", args.threshold))
+               if value is not None}
+    recognizer = StreamingRecognizer.from_pretrained(args.model, **options)
+    transcribing = recognizer.model.kind == "asr"
     stream = recognizer.create_stream()
     if args.input:
         source, label = file_chunks(args.input, args.block_ms, realtime=not args.fast), args.input
@@ -59,13 +68,14 @@ def run(args) -> int:
         source = MicrophoneSource(args.device, args.sample_rate, args.block_ms)
         label = f"{source.device_name} at {source.sample_rate} Hz"
     if not args.json:
-        print(f"listening to {label} for: {', '.join(recognizer.keywords)} (Ctrl-C to stop)", file=sys.stderr)
+        task = "transcribing" if transcribing else f"for: {', '.join(recognizer.keywords)}"
+        print(f"listening to {label} {task} (Ctrl-C to stop)", file=sys.stderr)
     detections = 0
     try:
         for chunk, rate in source:
             for event in stream.accept_waveform(chunk, rate):
                 print_event(event, args.json)
-                detections += 1
+                detections += event.kind != "partial"
     except KeyboardInterrupt:
         pass
     finally:
@@ -73,10 +83,11 @@ def run(args) -> int:
             source.close()
     for event in stream.finish():
         print_event(event, args.json)
-        detections += 1
+        detections += event.kind != "partial"
     overflows = getattr(source, "overflows", 0)
     if not args.json:
-        print(f"{detections} detection(s); {overflows} input overflow(s)", file=sys.stderr)
+        print(f"{detections} {'final result' if transcribing else 'detection'}(s); {overflows} input overflow(s)",
+              file=sys.stderr)
     return 0
 
 

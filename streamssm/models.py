@@ -1,7 +1,8 @@
 """Models, their config dataclasses (stored with the weights), and save/load.
 
 A model folder holds `config.json` (the config dataclass plus the model type) and
-`model.safetensors`. `load_model("kws")` finds a bundled model by name; any folder path works too.
+`model.safetensors`, and an ASR model's `tokenizer.model`. `load_model("kws")` finds a bundled
+model by name; any folder path works too.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .decoding.ctc import ctc_loss
+from .decoding.endpoint import EndpointConfig
+from .decoding.transducer import Joiner, rnnt_loss
 from .features import FeatureConfig
-from .nn.encoder import EncoderConfig, EncoderState, MambaEncoder
+from .nn.decoder import DecoderConfig, MambaDecoder
+from .nn.encoder import SUBSAMPLING, EncoderConfig, EncoderState, MambaEncoder
+from .tokenizer import BLANK_ID, TOKENIZER_FILE, Tokenizer
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # a regular install carries the models inside the package; a source checkout has them beside it
@@ -66,7 +73,105 @@ class KWSModel(nn.Module):
         return self.head(encoded), state
 
 
-MODEL_TYPES = {cls.kind: (cls, config) for cls, config in ((KWSModel, KWSConfig),)}
+SEARCHES = ("transducer", "ctc")
+
+
+@dataclass
+class ASRConfig:
+    """A speech recogniser: encoder, CTC head, Mamba transducer decoder and joiner, decoding settings."""
+
+    vocab_size: int  # the tokenizer's, blank included
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    joiner_dim: int = 256
+    ctc_weight: float = 0.3  # loss = transducer + ctc_weight * CTC
+    search: str = "transducer"  # streaming search by default: "transducer" (greedy) or "ctc" (greedy)
+    max_symbols_per_frame: int = 3
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+    def __post_init__(self):
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ASRConfig":
+        values = dict(values)
+        for name, config_class in (("encoder", EncoderConfig), ("decoder", DecoderConfig),
+                                   ("features", FeatureConfig), ("endpoint", EndpointConfig)):
+            values[name] = config_class.from_dict(values[name])
+        return cls(**values)
+
+
+class ASRModel(nn.Module):
+    """Causal Mamba encoder with a CTC head and a transducer (Mamba decoder + joiner); id 0 is the blank.
+
+    For training: `total, transducer, ctc = model.loss(features, feature_lengths, tokens, token_lengths)`
+    (or `model(...)`, the same) with tokens from `model.tokenizer.encode_batch(texts)`.
+    """
+
+    kind = "asr"
+
+    def __init__(self, config: ASRConfig, tokenizer: Tokenizer):
+        super().__init__()
+        if tokenizer.vocab_size != config.vocab_size:
+            raise ValueError(
+                f"the tokenizer has {tokenizer.vocab_size} tokens but config.vocab_size is {config.vocab_size}")
+        self.config, self.tokenizer = config, tokenizer
+        d_encoder, d_decoder = config.encoder.d_model, config.decoder.d_model
+        self.encoder = MambaEncoder(config.encoder)
+        self.ctc_head = nn.Linear(d_encoder, config.vocab_size)
+        self.decoder = MambaDecoder(config.decoder, config.vocab_size)
+        self.joiner = Joiner(d_encoder, d_decoder, config.joiner_dim, config.vocab_size)
+
+    def initial_state(self, batch_size: int = 1) -> EncoderState:
+        return self.encoder.initial_state(batch_size)
+
+    def forward(self, features, feature_lengths, tokens, token_lengths):
+        """The training losses, as `loss`: calling the module is what DistributedDataParallel syncs.
+        (Streaming and decoding use `encoder`, `ctc_head`, `decoder` and `joiner` directly.)"""
+        return self.loss(features, feature_lengths, tokens, token_lengths)
+
+    def loss(self, features, feature_lengths, tokens, token_lengths):
+        """(total, transducer, ctc) losses, each the batch mean of a per-utterance sum.
+
+        features (b, F, n_mels) padded, feature_lengths (b,) in feature frames (any number: the
+        last group of 4 is zero-padded), tokens (b, U) padded (any value past a row's length),
+        token_lengths (b,).
+        """
+        batch = {features.shape[0], tokens.shape[0], len(feature_lengths), len(token_lengths)}
+        if features.dim() != 3 or tokens.dim() != 2 or len(batch) != 1:
+            raise ValueError(
+                f"need features (b, F, n_mels), tokens (b, U) and lengths (b,), got {tuple(features.shape)}, "
+                f"{tuple(tokens.shape)}, {tuple(feature_lengths.shape)}, {tuple(token_lengths.shape)}"
+            )
+        if int(feature_lengths.min()) < 1 or int(feature_lengths.max()) > features.shape[1]:
+            raise ValueError(f"feature_lengths must be in [1, {features.shape[1]}], got {feature_lengths.tolist()}")
+        frames = -(-feature_lengths // SUBSAMPLING)
+        features = features[:, : int(frames.max()) * SUBSAMPLING]
+        features = F.pad(features, (0, 0, 0, int(frames.max()) * SUBSAMPLING - features.shape[1]))
+        labels = tokens[:, : int(token_lengths.max())]
+        padding = torch.arange(labels.shape[1], device=labels.device) >= token_lengths[:, None].to(labels.device)
+        labels = labels.masked_fill(padding, BLANK_ID)
+        encoded, _ = self.encoder(features)
+        ctc = ctc_loss(self.ctc_head(encoded), frames, labels, token_lengths)
+        predicted, _ = self.decoder(F.pad(labels, (1, 0), value=BLANK_ID))
+        lattice = self.joiner(encoded[:, :, None], predicted[:, None])
+        transducer = rnnt_loss(lattice, labels, frames, token_lengths)
+        return transducer + self.config.ctc_weight * ctc, transducer, ctc
+
+    def save_files(self, folder: Path):
+        self.tokenizer.save(folder / TOKENIZER_FILE)
+
+    @classmethod
+    def from_folder(cls, config: ASRConfig, folder: Path) -> "ASRModel":
+        return cls(config, Tokenizer.load(folder / TOKENIZER_FILE))
+
+
+MODEL_TYPES = {cls.kind: (cls, config) for cls, config in ((KWSModel, KWSConfig), (ASRModel, ASRConfig))}
 
 
 def resolve_model_dir(name_or_path) -> Path:
@@ -85,7 +190,8 @@ def resolve_model_dir(name_or_path) -> Path:
 
 
 def save_model(model: nn.Module, folder) -> Path:
-    """Write config.json and model.safetensors; files are replaced only once fully written."""
+    """Write config.json, model.safetensors and the model's own files (an ASR model's tokenizer);
+    files are replaced only once fully written, config.json last."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"type": model.kind, **model.config.to_dict()}
@@ -94,6 +200,8 @@ def save_model(model: nn.Module, folder) -> Path:
     save_file(weights, str(tmp_weights))
     tmp_config.write_text(json.dumps(config, indent=2) + "\n")
     tmp_weights.replace(folder / "model.safetensors")
+    if hasattr(model, "save_files"):
+        model.save_files(folder)
     tmp_config.replace(folder / "config.json")
     return folder
 
@@ -106,6 +214,7 @@ def load_model(name_or_path, device="cpu") -> nn.Module:
     if kind not in MODEL_TYPES:
         raise ValueError(f"{folder}/config.json: unknown model type {kind!r} (known: {sorted(MODEL_TYPES)})")
     model_class, config_class = MODEL_TYPES[kind]
-    model = model_class(config_class.from_dict(values))
+    config = config_class.from_dict(values)
+    model = model_class.from_folder(config, folder) if hasattr(model_class, "from_folder") else model_class(config)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     return model.to(device).eval()

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ssm import CausalMamba2, Mamba2State, RMSNorm
+from .state import BatchedState
 
 SUBSAMPLING = 4  # feature frames per encoder frame
 
@@ -41,12 +42,12 @@ class EncoderConfig:
         return cls(**values)
 
 
-class EncoderState:
+class EncoderState(BatchedState):
     """Every cache of a batch of encoder streams (dim 0 of each tensor is the stream).
 
     Its byte size depends only on the model and the batch size, never on how long the streams
     have run. States of single streams can be stacked into a batch and split back, so streams
-    of different ages are stepped together.
+    of different ages are stepped together (see BatchedState).
     """
 
     def __init__(self, subsampling: list[torch.Tensor], layers: list[Mamba2State]):
@@ -61,31 +62,6 @@ class EncoderState:
         n = len(self.subsampling)
         layers = [Mamba2State(*tensors[n + 2 * i : n + 2 * i + 2]) for i in range(len(self.layers))]
         return EncoderState(tensors[:n], layers)
-
-    @property
-    def batch_size(self) -> int:
-        return self.subsampling[0].shape[0]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors())
-
-    def to(self, device) -> "EncoderState":
-        return self._rebuild(t.to(device) for t in self.tensors())
-
-    @staticmethod
-    def stack(states: list["EncoderState"]) -> "EncoderState":
-        """One batched state from states of single streams (or smaller batches)."""
-        columns = zip(*(s.tensors() for s in states))
-        return states[0]._rebuild(torch.cat(column, dim=0) for column in columns)
-
-    def unbind(self) -> list["EncoderState"]:
-        """The batched state split into one state per stream (each with batch size 1)."""
-        return [self.select([i]) for i in range(self.batch_size)]
-
-    def select(self, indices) -> "EncoderState":
-        index = torch.as_tensor(indices, device=self.subsampling[0].device)
-        return self._rebuild(t.index_select(0, index) for t in self.tensors())
 
 
 class CausalSubsampling(nn.Module):

@@ -1,0 +1,117 @@
+"""python -m streamssm.transcribe: transcribe sound files with an ASR model.
+
+Examples:
+  python -m streamssm.transcribe speech.flac other.wav          # one line of text per file
+  python -m streamssm.transcribe speech.flac --json             # utterances with word times
+  python -m streamssm.transcribe speech.flac --mode offline --beam 8
+
+--mode streaming (the default) runs the file through a stream in --chunk-ms chunks, exactly as
+live audio: one final result per endpoint. --mode offline encodes the whole file at once and
+searches it as one utterance (beam search for the transducer, greedy for CTC).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from .audio import read_audio
+from .decoding.ctc import CTCGreedySearch
+from .decoding.transcript import Transcript
+from .decoding.transducer import beam_search
+from .events import Event
+from .features import FrontEnd
+from .models import SEARCHES
+from .nn.encoder import SUBSAMPLING
+from .recognizer import StreamingRecognizer, frame_timing
+
+
+def transcribe_streaming(recognizer: StreamingRecognizer, audio, sample_rate: int, chunk_ms: float) -> list[Event]:
+    """The final events of `audio` fed to one stream in chunks of `chunk_ms`."""
+    stream, events = recognizer.create_stream(), []
+    step = max(1, round(sample_rate * chunk_ms / 1000))
+    for start in range(0, len(audio), step):
+        events += stream.accept_waveform(audio[start : start + step], sample_rate)
+    return [e for e in events + stream.finish() if e.kind == "final"]
+
+
+@torch.no_grad()
+def transcribe_offline(model, audio, sample_rate: int, search: str = "transducer", beam: int = 4) -> list[Event]:
+    """`audio` as one utterance: its final event, or none if nothing was recognised."""
+    frontend = FrontEnd(model.config.features, frame_multiple=SUBSAMPLING)
+    features = torch.cat([frontend.accept(audio, sample_rate), frontend.finish()])
+    if not features.shape[0]:
+        return []
+    device = next(model.parameters()).device
+    encoded, _ = model.encoder(features[None].to(device))
+    if search == "transducer":
+        emissions, _ = beam_search(model.decoder, model.joiner, encoded[0], beam)
+    else:
+        emissions = CTCGreedySearch(model.ctc_head).run(encoded)[0][0]
+    transcript = Transcript(model.tokenizer, max(1, len(emissions)), *frame_timing(model.config.features))
+    for token, frame, logprob in emissions:
+        transcript.append(token, frame, logprob)
+    final = transcript.event("final")
+    return [final] if final else []
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.transcribe", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="sound files (any format soundfile reads)")
+    parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
+    parser.add_argument("--mode", choices=("streaming", "offline"), default="streaming")
+    parser.add_argument("--search", choices=SEARCHES, help="transducer or ctc (default: the model's)")
+    parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")
+    parser.add_argument("--beam", type=int, default=4, help="offline transducer beam size (default: 4)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per file, with utterances and word times")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for the model (default: 1)")
+    args = parser.parse_args(argv)
+    if args.chunk_ms <= 0:
+        parser.error("--chunk-ms must be > 0")
+    if args.beam < 1:
+        parser.error("--beam must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    options = {"search": args.search} if args.search else {}
+    try:
+        recognizer = StreamingRecognizer.from_pretrained(args.model, **options)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    model = recognizer.model
+    if model.kind != "asr":
+        print(f"error: {args.model!r} is a {model.kind} model; transcription needs an asr model", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.files:
+        try:
+            audio = read_audio(path, model.config.features.sample_rate)
+        except OSError as error:  # FileNotFoundError included
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        rate = model.config.features.sample_rate
+        if args.mode == "streaming":
+            utterances = transcribe_streaming(recognizer, audio, rate, args.chunk_ms)
+        else:
+            utterances = transcribe_offline(model, audio, rate, args.search or model.config.search, args.beam)
+        text = " ".join(u.text for u in utterances)
+        if args.json:
+            result = {"file": str(path), "text": text, "utterances": [u.to_dict() for u in utterances]}
+            print(json.dumps(result), flush=True)
+        else:
+            print(f"{path}: {text}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
