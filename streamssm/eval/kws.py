@@ -25,7 +25,7 @@ from ..decoding.keywords import KeywordDetector, words_of
 from ..features import FrontEnd
 from ..models import load_model, resolve_model_dir
 from ..nn.encoder import SUBSAMPLING
-from ..recognizer import StreamingRecognizer
+from ..recognizer import KeywordDecoding, StreamingRecognizer
 
 SR = 16000
 PAD = np.zeros(SR // 2, np.float32)  # silence around each positive clip, as in a live stream
@@ -57,16 +57,13 @@ def posteriors(model, audio: np.ndarray, chunk_s: float = 10.0) -> torch.Tensor:
     return torch.cat(out) if out else torch.zeros(0, len(model.config.keywords))
 
 
-def new_detector(model, thresholds: dict, report=None) -> KeywordDetector:
-    config = model.config
-    features = config.features
-    return KeywordDetector(config.keywords, thresholds, config.smoothing_frames, config.refractory_s,
-                           config.keyword_durations, report=report,
-                           time_offset=((SUBSAMPLING - 1) * features.hop_length + features.win_length) / SR)
+def new_detector(model, thresholds: dict) -> KeywordDetector:
+    """The detector a stream of `model` gets, with these thresholds."""
+    return KeywordDecoding(model, thresholds=thresholds).new_stream()
 
 
-def detect(model, posterior: torch.Tensor, thresholds: dict, report=None):
-    detector = new_detector(model, thresholds, report)
+def detect(model, posterior: torch.Tensor, thresholds: dict):
+    detector = new_detector(model, thresholds)
     return detector.accept(posterior) + detector.flush()
 
 
