@@ -1,4 +1,11 @@
-"""python -m streamssm.eval kws: recall, false alarms per hour, latency, DET plot and RTF of a KWS model.
+"""python -m streamssm.eval asr|kws: evaluate a speech recogniser or a keyword spotter."""
+
+import argparse
+import sys
+
+from . import asr, kws
+
+KWS_HELP = """Recall, false alarms per hour, latency, DET plot and RTF of a KWS model.
 
 Example:
   python -m streamssm.eval kws --model models/kws --positives wwb precise fsdd \\
@@ -13,17 +20,41 @@ Writes report.json, det.png (miss rate vs false alarms per hour over one thresho
 keywords) and summary.md to --out.
 """
 
-import argparse
+ASR_HELP = """WER, CER, real-time factor and streaming latency of a speech recogniser.
 
-from . import kws
+Examples:
+  python -m streamssm.eval asr --model models/asr                 # all named sets, both modes
+  python -m streamssm.eval asr --model models/asr --sets librivox data/asr_tts/heldout/manifest.jsonl \\
+      --mode streaming --chunk-ms 320 --limit 50 --out reports/asr-quick
+
+Sets: "ljs-reread" (held-out real read speech from ../shared/data/asr), "asterisk" (Debian's
+asterisk-core-sounds-en-wav telephone prompts), "librivox" (the LibriVox utterances of Debian's
+pocketsphinx-testdata), or manifests (every utterance needs a text).
+Modes: "streaming" feeds each utterance in --chunk-ms chunks and measures the latency of the first
+partial result (from the start of speech) and of the final result (from the end of speech);
+"offline" feeds it in one chunk; "both" (the default) runs the two and checks that they give the
+same transcripts. Texts are compared after Whisper's English normaliser; RTF is on one thread.
+Writes report.json (per-utterance references, hypotheses and errors), summary.md and wer.png to
+--out. Exit status: 0, 1 if the modes disagree, 2 for bad input.
+"""
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m streamssm.eval", description=__doc__)
     tasks = parser.add_subparsers(dest="task", required=True)
-    kws_parser = tasks.add_parser("kws", help="evaluate a keyword spotter", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+
+    asr_parser = tasks.add_parser("asr", help="evaluate a speech recogniser", description=ASR_HELP, formatter_class=raw)
+    asr_parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
+    asr_parser.add_argument("--sets", nargs="+", default=["ljs-reread", "asterisk", "librivox"], metavar="SET",
+                            help="named sets or manifest paths (default: ljs-reread asterisk librivox)")
+    asr_parser.add_argument("--mode", choices=("streaming", "offline", "both"), default="both",
+                            help="decoding mode (default: both, with the agreement check)")
+    asr_parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")
+    asr_parser.add_argument("--out", default="reports/asr", help="output folder (default: reports/asr)")
+    asr_parser.add_argument("--limit", type=int, help="evaluate only the first N utterances of each set")
+
+    kws_parser = tasks.add_parser("kws", help="evaluate a keyword spotter", description=KWS_HELP, formatter_class=raw)
     kws_parser.add_argument("--model", default="kws", help="bundled model name or folder (default: kws)")
     kws_parser.add_argument("--positives", nargs="+", default=["wwb", "precise", "fsdd"],
                             help="wwb, precise, fsdd or keyword-clip manifests (default: wwb precise fsdd)")
@@ -31,10 +62,36 @@ def main(argv=None):
                             help="real, asterisk or manifests of non-keyword speech (default: real)")
     kws_parser.add_argument("--out", default="reports/kws", help="output folder")
     kws_parser.add_argument("--chunk-ms", type=int, default=160, help="chunk size for the RTF measurement")
+
     args = parser.parse_args(argv)
+    if args.task == "asr" and args.chunk_ms <= 0:
+        asr_parser.error("--chunk-ms must be > 0")
+    if args.task == "asr" and args.limit is not None and args.limit < 1:
+        asr_parser.error("--limit must be >= 1")
+    return args
+
+
+def run_asr(args) -> int:
+    try:
+        recognizer = asr.load_recognizer(args.model)
+        sets = asr.load_sets(args.sets, args.limit)
+    except (FileNotFoundError, ValueError) as error:  # a bad manifest's ManifestError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    modes = asr.MODES if args.mode == "both" else (args.mode,)
+    report = asr.evaluate(recognizer, sets, args.out, modes, args.chunk_ms, model_name=args.model)
+    print(asr.summary_table(report))
+    return 1 if report.get("modes_agree") is False else 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.task == "asr":
+        return run_asr(args)
     report = kws.evaluate(args.model, args.positives, args.negatives, args.out, args.chunk_ms)
     print(kws.summary_table(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,8 +8,8 @@ streaming run at that threshold would report.
 from __future__ import annotations
 
 import bisect
-import gzip
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +21,13 @@ from tqdm import tqdm
 from ..audio import read_audio
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
+from ..data.text import number_to_words, spell_numbers
 from ..decoding.keywords import KeywordDetector, words_of
 from ..features import FrontEnd
 from ..models import load_model, resolve_model_dir
 from ..nn.encoder import SUBSAMPLING
 from ..recognizer import KeywordDecoding, StreamingRecognizer
+from .sets import asterisk_prompts
 
 SR = 16000
 PAD = np.zeros(SR // 2, np.float32)  # silence around each positive clip, as in a live stream
@@ -115,28 +117,24 @@ class NegativeStream:
         return count
 
 
+def spoken_words(text: str) -> str:
+    """`words_of` the text with its numbers read out, both as numbers and digit by digit ("press
+    911": "press nine hundred eleven nine one one"), however a speaker may have read them."""
+    digits = " ".join(number_to_words(int(d)) for d in re.findall(r"[0-9]", text))
+    return words_of(f"{spell_numbers(text)} {digits}")
+
+
 def negative_stream(utterances, keywords) -> NegativeStream:
     """Clips joined by 0.25 s pauses. A keyword whose words an utterance says (the "go" in "go
     home") is not a false alarm there; any other detection is."""
     pieces, spans, at = [], [], 0
     for u in utterances:
         audio = read_audio(u.audio)
-        said = frozenset(k for k in keywords if words_of(k) in words_of(u.text))
+        said = frozenset(k for k in keywords if words_of(k) in spoken_words(u.text))
         spans.append((at / SR, (at + len(audio)) / SR, said))
         pieces += [audio, PAD[: SR // 4]]
         at += len(audio) + SR // 4
     return NegativeStream(np.concatenate(pieces), spans)
-
-
-def asterisk_prompts(root="/usr/share/asterisk/sounds/en",
-                     texts_file="/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz") -> list[Utterance]:
-    """Debian asterisk-core-sounds-en(-wav): real telephone prompts with their texts."""
-    texts = {}
-    for line in gzip.open(texts_file, "rt", errors="ignore").read().splitlines():
-        if ":" in line and not line.startswith(";"):
-            name, text = line.split(":", 1)
-            texts[name.strip()] = text.strip()
-    return [Utterance(Path(root, name + ".wav"), text=text) for name, text in texts.items() if Path(root, name + ".wav").is_file()]
 
 
 def score_positives(model, sets):

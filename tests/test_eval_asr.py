@@ -1,0 +1,106 @@
+"""python -m streamssm.eval asr: scoring after normalisation, the speech-span rule, the report of a
+tiny random model over a tiny manifest (streaming and offline agree), bad input, the named sets."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+
+from streamssm.eval import __main__ as eval_cli
+from streamssm.eval import asr
+from streamssm.eval.sets import ASTERISK_SOUNDS, LIBRIVOX, asterisk_prompts, librivox_utterances, speech_set
+from streamssm.models import save_model
+from streamssm.recognizer import StreamingRecognizer
+from asr_helpers import TEXTS, noise_bursts, tiny_asr_model
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_set", numbered=False)
+    with open(folder / "manifest.jsonl", "w") as lines:
+        for i, seconds in enumerate((2.5, 4.0)):
+            audio = noise_bursts(seconds, seed=i)
+            soundfile.write(folder / f"u{i}.wav", audio, RATE)
+            lines.write(json.dumps({"audio": f"u{i}.wav", "text": TEXTS[i], "duration": seconds}) + "\n")
+    return folder / "manifest.jsonl"
+
+
+def test_normaliser_ignores_case_and_punctuation():
+    assert asr.normalise("Hello, World!") == asr.normalise("hello world") == "hello world"
+
+
+def test_scores():
+    perfect = asr.score("Mr. Smith paid twenty-five dollars.", "mister smith paid $25")
+    assert perfect["wer"] == perfect["cer"] == 0 and perfect["reference_words"] > 0
+    one_wrong = asr.score("the quick brown fox", "the quick brown box")
+    assert one_wrong["wer"] == 0.25 and one_wrong["substitutions"] == 1
+    assert asr.score("a b", "")["deletions"] == 2
+    assert asr.error_rates([perfect, one_wrong])["wer"] == 1 / (perfect["reference_words"] + 4)
+
+
+def test_speech_span_finds_the_loud_part():
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([np.zeros(RATE // 2), 0.1 * rng.standard_normal(RATE), np.zeros(RATE // 2)])
+    assert asr.speech_span(audio.astype(np.float32), RATE) == (0.5, 1.5)
+    assert asr.speech_span(np.zeros(RATE, np.float32), RATE) is None
+
+
+def test_report_of_a_tiny_model(manifest, tmp_path):
+    recognizer = StreamingRecognizer(tiny_asr_model(), endpoint={"trailing_silence_s": 0.4, "max_utterance_s": 3.0})
+    sets = asr.load_sets([str(manifest)])
+    report = asr.evaluate(recognizer, sets, tmp_path, chunk_ms=100, model_name="tiny")
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    assert (tmp_path / "wer.png").stat().st_size > 0 and "| tiny_set | streaming | 2 |" in (tmp_path / "summary.md").read_text()
+    result = report["sets"]["tiny_set"]
+    assert result["utterances"] == 2 and result["hours"] == pytest.approx(6.5 / 3600)
+    for mode in asr.MODES:
+        assert set(result[mode]) >= {"wer", "cer", "rtf"} and result[mode]["rtf"] > 0
+    assert {"median_first_partial_latency_s", "median_final_latency_s"} <= set(result["streaming"])
+    rows = result["rows"]
+    assert [r["reference"] for r in rows] == TEXTS[:2] and [r["duration"] for r in rows] == [2.5, 4.0]
+    for row in rows:
+        assert set(row["streaming"]) >= {"hypothesis", "wer", "substitutions", "deletions", "insertions",
+                                         "first_partial_latency_s", "final_latency_s"}
+        assert row["streaming"]["hypothesis"] and row["streaming"]["hypothesis"] == row["offline"]["hypothesis"]
+    assert report["modes_agree"] and result["modes_agree"]
+
+
+def test_command_line(manifest, tmp_path, capsys):
+    model_dir = save_model(tiny_asr_model(blank_bias=4.0), tmp_path / "model")
+    code = eval_cli.main(["asr", "--model", str(model_dir), "--sets", str(manifest), "--mode", "streaming",
+                          "--limit", "1", "--out", str(tmp_path / "out")])
+    assert code == 0 and "| tiny_set | streaming | 1 |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["modes"] == ["streaming"]
+
+
+def test_bad_input_is_reported(manifest, tmp_path, capsys):
+    model_dir = save_model(tiny_asr_model(), tmp_path / "model")
+    keyword_only = tmp_path / "keywords.jsonl"
+    keyword_only.write_text(json.dumps({"audio": str(manifest.parent / "u0.wav"), "keyword": "yes", "duration": 2.5}) + "\n")
+    for sets, message in (([str(tmp_path / "missing.jsonl")], "neither a named set"),
+                          ([str(keyword_only)], "no reference text")):
+        assert eval_cli.main(["asr", "--model", str(model_dir), "--sets", *sets, "--out", str(tmp_path)]) == 2
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="Debian package pocketsphinx-testdata is not installed")
+def test_librivox_reader():
+    utterances = librivox_utterances()
+    assert len(utterances) == 5 and all(u.audio.is_file() and len(u.text.split()) >= 5 for u in utterances)
+    assert utterances[1].text == "he was not an ill disposed young man"
+
+
+@pytest.mark.skipif(not ASTERISK_SOUNDS.is_dir(), reason="Debian package asterisk-core-sounds-en-wav is not installed")
+def test_asterisk_reader():
+    prompts = {u.audio.name: u.text for u in asterisk_prompts()}
+    assert len(prompts) > 300 and all(text for text in prompts.values())
+    assert prompts["both_help.wav"] == "press star to toggle pause, press pound to enter a new dictation filename"
+    assert speech_set("asterisk")[0] == "asterisk"
+
+
+def test_ljs_reread_is_the_held_out_part(shared_data):
+    name, utterances = speech_set("ljs-reread")
+    assert name == "ljs-reread" and 50 < len(utterances) < 150 and all(u.text for u in utterances)
