@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def setup_distributed() -> Distributed:
     if use_cuda:
         torch.cuda.set_device(device)
     return Distributed(dist.get_rank(), dist.get_world_size(), device)
+
+
+@contextmanager
+def main_process_first(env: Distributed):
+    """Run the block in the main process, then in the others: what it creates is made once and
+    then only read (no two processes write the same file)."""
+    if not env.is_main:
+        dist.barrier()
+    yield
+    if env.is_main and env.world_size > 1:
+        dist.barrier()
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int) -> float:

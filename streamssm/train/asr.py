@@ -1,0 +1,321 @@
+"""Train the speech recogniser: `python -m streamssm.train asr --config configs/asr.json`.
+
+Data: the TTS sentence corpus read by the training voices (`python -m streamssm.data sentences`)
+and the train parts of real recordings (`real_split(name)["train"]`; their eval parts are never
+read), each real utterance listed `real_repeat` times per epoch so that minutes of real speech are
+not drowned by tens of hours of TTS. The first run freezes that list into OUT/train.jsonl and
+trains a sentencepiece tokenizer on its texts (OUT/tokenizer.model); later runs reuse both, so a
+resumed run sees the same utterances and token ids (delete OUT to start afresh). Batches come from
+the data toolkit's `make_loader` (duration-bucketed, an equal share per torchrun process) with
+waveform augmentation (noise, reverberation, telephone band, gain, speed and pitch) and SpecAugment
+on the fly, or, with waveform augmentation off, clean features from the fp16 feature cache
+(OUT/cache, built once by the first process while the others wait). The encoder's fixed feature
+normalisation is measured on clean training utterances before the first step.
+
+Training: AdamW with warm-up and cosine decay, gradient clipping, bf16 autocast on CUDA devices
+that support it (float32 elsewhere), DistributedDataParallel under torchrun (gloo on CPU, nccl on
+CUDA; `max_seconds` is per process). OUT/checkpoint (model, optimizer, progress) is written every
+`checkpoint_every` steps and a restarted run goes on from it; the epoch it was cut in starts again
+in a batch order drawn from the step, so resuming costs no data loading. OUT/log.jsonl gets the
+losses, learning rate, step time and audio hours seen every `log_every` steps and, every
+`validate_every` steps, the greedy WER and CER of a few held-out TTS utterances (held-out voices
+and text). At the end the model, tokenizer included, goes to `model_dir` and OUT/compute.json
+records the compute: wall time, device and processes of every session, steps, audio hours.
+
+configs/asr.json: a 4.9 M parameter model sized to be trainable on a CPU: the encoder (d_model
+256, 8 Mamba-2 layers, 40 ms frames; 3.8 M) does most of the work, a 2-layer decoder (0.9 M) is
+enough to model token context, and 256 unigram tokens keep the transducer lattice (frames x tokens
+x vocabulary, most of a step's work besides the encoder) small. A batch holds 160 s of padded
+audio per process (~45 TTS sentences); AdamW at a peak of 1e-3 after 500 warm-up steps; real
+speech (23 minutes of ljs-reread x 4) is ~3 % of an epoch. Measured on this project's 2-core CPU
+while other work kept it busy (this config, 3 steps on data/asr_tts_sample, `step_seconds` in
+log.jsonl): 45-60 s per step, ~3 s of audio per second, of which decoding and augmenting the batch
+take 1.5 s. The 6,000 steps (~260 hours of audio, five passes over the 52-hour corpus) thus take
+3-4 days in resumed sessions. A GPU runs the same config far faster (not measured yet); there
+`--steps 20000` buys more passes. Choose `--steps` once per run: the learning-rate schedule
+follows it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ..data.augment import Augmenter
+from ..data.cache import FeatureCache
+from ..data.dataset import SpeechDataset, collate, make_loader
+from ..data.manifest import Utterance, read_manifest, write_manifest
+from ..data.splits import real_split
+from ..models import ASRConfig, ASRModel, save_model
+from ..nn.decoder import DecoderConfig
+from ..nn.encoder import SUBSAMPLING, EncoderConfig
+from ..recognizer import SpeechDecoding
+from ..tokenizer import TOKENIZER_FILE, Tokenizer, normalize_text
+from .common import (
+    Distributed,
+    LossLog,
+    cosine_lr,
+    load_checkpoint,
+    main_process_first,
+    save_checkpoint,
+    setup_distributed,
+)
+
+
+@dataclass
+class ASRTrainConfig:
+    out_dir: str = "data/train/asr"  # frozen data list, tokenizer, cache, checkpoints, logs, compute.json
+    model_dir: str = "models/asr"  # the final model
+    manifests: list[str] = field(default_factory=lambda: ["data/asr_tts/train/manifest.jsonl"])
+    real_speech: list[str] = field(default_factory=lambda: ["ljs-reread"])  # their train parts
+    real_repeat: int = 4  # times each real utterance is listed per epoch
+    vocab_size: int = 256  # blank and <unk> included; may come out smaller on little text
+    tokenizer_type: str = "unigram"  # or "bpe"
+    encoder: dict = field(default_factory=lambda: dict(
+        d_model=256, n_layers=8, d_state=64, headdim=64, expand=2, subsampling_channels=256, block_size=64))
+    decoder: dict = field(default_factory=lambda: dict(d_model=256, n_layers=2, d_state=32, headdim=32))
+    joiner_dim: int = 256
+    ctc_weight: float = 0.3
+    max_seconds: float = 160.0  # padded audio per batch and process
+    steps: int = 6000
+    lr: float = 1e-3
+    warmup: int = 500
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    augment: bool = True  # waveform augmentation (needs the audio, so no feature cache)
+    augment_options: dict = field(default_factory=lambda: dict(p_speed=0.5, p_pitch=0.3))  # Augmenter fields
+    noise_dir: str = "../shared/data/noise"
+    spec_augment: bool = True
+    feature_cache: bool = False  # clean features from OUT/cache; only with augment off
+    loader_workers: int | None = None  # per process; None: the cores left over by `threads`
+    mixed_precision: bool = True  # bf16 autocast where supported (CUDA), float32 elsewhere
+    statistics_utterances: int = 200  # clean utterances that set the feature normalisation
+    validation_manifest: str = "data/asr_tts/heldout/manifest.jsonl"  # skipped when missing
+    validation_utterances: int = 32
+    validate_every: int = 250  # steps; 0 never
+    checkpoint_every: int = 50
+    log_every: int = 10
+    threads: int = 2  # torch threads per process
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.augment and self.feature_cache:
+            raise ValueError("feature_cache holds clean features: turn augment off to use it "
+                             "(waveform augmentation reads the audio)")
+
+    @classmethod
+    def from_file(cls, path) -> "ASRTrainConfig":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def training_utterances(config: ASRTrainConfig) -> list[Utterance]:
+    """The TTS manifests, then each real train part `real_repeat` times; utterances without words are left out."""
+    tts = [u for manifest in config.manifests for u in read_manifest(manifest)]
+    real = [u for name in config.real_speech for u in real_split(name)["train"]]
+    utterances = [u for u in tts + real * config.real_repeat if normalize_text(u.text or "")]
+    if not utterances:
+        raise ValueError(f"no transcribed training utterances in {config.manifests} and {config.real_speech}")
+    return utterances
+
+
+def frozen_training_data(config: ASRTrainConfig, out: Path) -> tuple[list[Utterance], Tokenizer]:
+    """The training utterances and tokenizer: made on the first run, read back on every later one."""
+    manifest, tokenizer_file = out / "train.jsonl", out / TOKENIZER_FILE
+    if not manifest.exists():
+        write_manifest(manifest, training_utterances(config))
+    utterances = read_manifest(manifest)
+    if not tokenizer_file.exists():
+        texts = sorted({u.text for u in utterances})
+        Tokenizer.train(texts, config.vocab_size, config.tokenizer_type).save(tokenizer_file)
+    return utterances, Tokenizer.load(tokenizer_file)
+
+
+def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
+    model_config = ASRConfig(
+        tokenizer.vocab_size, encoder=EncoderConfig(**config.encoder), decoder=DecoderConfig(**config.decoder),
+        joiner_dim=config.joiner_dim, ctc_weight=config.ctc_weight)
+    return ASRModel(model_config, tokenizer)
+
+
+def set_feature_normalisation(model: ASRModel, dataset: SpeechDataset, config: ASRTrainConfig) -> None:
+    """The encoder's fixed feature mean and deviation per mel band, measured on up to
+    `statistics_utterances` utterances of `dataset` (clean: no augmentation)."""
+    count = min(config.statistics_utterances, len(dataset))
+    picked = np.random.default_rng(config.seed).choice(len(dataset), count, replace=False)
+    frames = torch.cat([dataset[int(i)]["features"] for i in picked])
+    model.encoder.feature_mean.copy_(frames.mean(0))
+    model.encoder.feature_std.copy_(frames.std(0).clamp(min=1e-3))
+
+
+class Validation:
+    """Greedy WER and CER of a few utterances, decoded in batches by the model's own search."""
+
+    def __init__(self, utterances: list[Utterance], batch_size: int = 8):
+        dataset = SpeechDataset(utterances)
+        self.batches = [collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+                        for start in range(0, len(dataset), batch_size)]
+
+    @classmethod
+    def from_config(cls, config: ASRTrainConfig) -> "Validation | None":
+        """Every n-th utterance of the validation manifest (so all its voices take part); None when off."""
+        path = Path(config.validation_manifest)
+        if not (config.validate_every and config.validation_utterances and path.exists()):
+            return None
+        held_out = read_manifest(path)
+        return cls(held_out[:: max(1, len(held_out) // config.validation_utterances)][: config.validation_utterances])
+
+    @torch.no_grad()
+    def __call__(self, model: ASRModel) -> dict:
+        from ..eval.asr import (  # jiwer and Whisper's normaliser: the eval extra
+            error_rates,
+            score,
+        )
+
+        model.eval()
+        search, device, scores = SpeechDecoding(model).search, next(model.parameters()).device, []
+        for batch in self.batches:
+            frames = batch["lengths"] // SUBSAMPLING
+            encoded, _ = model.encoder(batch["features"][:, : int(frames.max()) * SUBSAMPLING].to(device))
+            found, _ = search.run(encoded, lengths=frames)
+            hypotheses = [model.tokenizer.decode([token for token, _, _ in row]) for row in found]
+            scores += [score(text, hypothesis) for text, hypothesis in zip(batch["texts"], hypotheses)]
+        model.train()
+        return error_rates(scores)
+
+
+def training_loader(config: ASRTrainConfig, env: Distributed, utterances, cache, start_step: int):
+    """Duration-bucketed batches of this process, augmented as configured; loader workers default
+    to the cores that the torch threads of all processes leave free."""
+    augmenter = Augmenter(noise_dir=config.noise_dir, **config.augment_options) if config.augment else None
+    workers = config.loader_workers if config.loader_workers is not None else max(
+        0, (os.cpu_count() or 1) // env.world_size - config.threads)
+    loader = make_loader(utterances, config.max_seconds, seed=data_seed(config.seed, start_step), num_workers=workers,
+                         augmenter=augmenter, spec_augment=config.spec_augment, cache=cache)
+    if len(loader) == 0:
+        raise ValueError(f"{len(utterances)} utterances make no batch for each of {env.world_size} processes")
+    return loader
+
+
+def batches_from(loader, first_epoch: int):
+    """(epoch, batch) pairs, epoch after epoch, from `first_epoch` on."""
+    for epoch in itertools.count(first_epoch):
+        loader.batch_sampler.set_epoch(epoch)
+        loader.dataset.set_epoch(epoch)
+        for batch in loader:
+            yield epoch, batch
+
+
+def data_seed(seed: int, step: int) -> int:
+    """The loader's seed for a run that starts at `step`: a fresh batch order for a resumed epoch."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+
+
+def averaged_losses_and_audio(env: Distributed, losses, audio_seconds: float) -> tuple[list[float], float]:
+    """The losses averaged over the processes and the seconds of audio they all took, in one exchange."""
+    values = torch.stack([*(loss.detach().double() for loss in losses),
+                          torch.tensor(audio_seconds, dtype=torch.float64, device=losses[0].device)])
+    if env.world_size > 1:
+        dist.all_reduce(values)
+    *summed, seconds = values.tolist()
+    return [value / env.world_size for value in summed], seconds
+
+
+def uses_bf16(config: ASRTrainConfig, env: Distributed) -> bool:
+    return config.mixed_precision and env.device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+class Session:
+    """One run of `train`, set-up included: where it ran, from which step, for how long (for compute.json)."""
+
+    def __init__(self, env: Distributed, precision: str):
+        device = (torch.cuda.get_device_name(env.device) if env.device.type == "cuda"
+                  else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads per process")
+        self.fields = {"device": device, "processes": env.world_size, "precision": precision,
+                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.started, self.first_step = time.time(), 0
+
+    def record(self, last_step: int) -> dict:
+        return {**self.fields, "first_step": self.first_step, "last_step": last_step,
+                "wall_seconds": round(time.time() - self.started, 1)}
+
+
+def with_session(progress: dict, session: Session) -> dict:
+    """`progress` with this session's record added to the earlier sessions'."""
+    return {**progress, "sessions": progress["sessions"] + [session.record(progress["step"])]}
+
+
+def compute_summary(progress: dict) -> dict:
+    sessions = progress["sessions"]
+    return {
+        "steps": progress["step"],
+        "audio_hours_seen": round(progress["audio_hours"], 3),
+        "wall_seconds": round(sum(s["wall_seconds"] for s in sessions), 1),
+        "process_seconds": round(sum(s["wall_seconds"] * s["processes"] for s in sessions), 1),
+        "sessions": sessions,
+    }
+
+
+def train(config: ASRTrainConfig) -> Path:
+    env = setup_distributed()
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    bf16 = uses_bf16(config, env)
+    session = Session(env, "bf16" if bf16 else "fp32")
+    out = Path(config.out_dir)
+    with main_process_first(env):
+        utterances, tokenizer = frozen_training_data(config, out)
+        cache = FeatureCache.build(utterances, out / "cache") if config.feature_cache else None
+    model = build_model(config, tokenizer).to(env.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    progress = load_checkpoint(out / "checkpoint", model, optimizer)
+    if progress is None:
+        progress = {"step": 0, "epoch": 0, "audio_hours": 0.0, "sessions": []}
+        if env.is_main:  # DistributedDataParallel copies rank 0's parameters and buffers to the others
+            set_feature_normalisation(model, SpeechDataset(utterances, cache=cache), config)
+    progress["config"], session.first_step = asdict(config), progress["step"]
+    trained = torch.nn.parallel.DistributedDataParallel(model) if env.world_size > 1 else model
+    loader = training_loader(config, env, utterances, cache, progress["step"])
+    validation = Validation.from_config(config) if env.is_main else None
+    features = model.config.features
+    log = LossLog(out / "log.jsonl", enabled=env.is_main)
+    bar = tqdm(total=config.steps, initial=progress["step"], desc="training asr", disable=not env.is_main)
+    for step, (epoch, batch) in zip(range(progress["step"], config.steps), batches_from(loader, progress["epoch"])):
+        started = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, config.steps, config.lr, config.warmup)
+        tokens, token_lengths = tokenizer.encode_batch(batch["texts"])
+        inputs = [batch["features"], batch["lengths"], tokens, token_lengths]
+        with torch.autocast(env.device.type, torch.bfloat16, enabled=bf16):
+            losses = trained(*(tensor.to(env.device) for tensor in inputs))
+        optimizer.zero_grad(set_to_none=True)
+        losses[0].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        audio_seconds = float(batch["lengths"].sum()) * features.hop_length / features.sample_rate
+        (total, transducer, ctc), seconds = averaged_losses_and_audio(env, losses, audio_seconds)
+        progress.update(step=step + 1, epoch=epoch, audio_hours=progress["audio_hours"] + seconds / 3600)
+        bar.update()
+        bar.set_postfix(loss=f"{total:.3f}", transducer=f"{transducer:.3f}", ctc=f"{ctc:.3f}",
+                        hours=f"{progress['audio_hours']:.2f}")
+        if step % config.log_every == 0:
+            log.write(step=step, loss=total, transducer=transducer, ctc=ctc, lr=optimizer.param_groups[0]["lr"],
+                      step_seconds=round(time.perf_counter() - started, 3),
+                      audio_hours=round(progress["audio_hours"], 4))
+        if validation and (step + 1) % config.validate_every == 0:
+            log.write(step=step, **{f"validation_{name}": value for name, value in validation(model).items()})
+        if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            save_checkpoint(out / "checkpoint", model, optimizer, with_session(progress, session))
+    bar.close()
+    if not env.is_main:
+        return out
+    (out / "compute.json").write_text(json.dumps(compute_summary(with_session(progress, session)), indent=1) + "\n")
+    return save_model(model, config.model_dir)
