@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
+from streamssm.data.augment import Augmenter
 from streamssm.data.manifest import read_manifest, write_manifest
 from streamssm.models import load_model
-from streamssm.train.kws import KWSTrainConfig, train
+from streamssm.train.kws import SR, ExampleMaker, KWSTrainConfig, train
 
 KEYWORDS = ["alexa", "jarvis"]
 
@@ -51,3 +54,15 @@ def test_torchrun_two_processes(tmp_path, shared_data):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 2
     assert load_model(tmp_path / "model").config.keywords == KEYWORDS
+
+
+def test_background_examples_are_non_speech_labelled_filler(shared_data):
+    config = KWSTrainConfig(keywords=KEYWORDS, background_fraction=1.0, background_s=3.0)
+    maker = ExampleMaker(KEYWORDS, pools=None, augmenter=Augmenter(noise_dir=shared_data / "noise", seed=0),
+                         config=config)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        audio, label, end = maker.make(rng)
+        assert (label, end) == (0, 0)
+        assert 1.0 * SR <= len(audio) <= 3.0 * SR and np.isfinite(audio).all()
+        assert np.sqrt(np.mean(audio**2)) < 0.3  # quiet: noise of at most -20 dBFS, +6 dB gain, +3 dB added noise

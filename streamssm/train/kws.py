@@ -31,7 +31,13 @@ from ..decoding.keywords import words_of
 from ..features import FrontEnd, log_mel
 from ..models import KWSConfig, KWSModel, save_model
 from ..nn.encoder import EncoderConfig
-from .common import LossLog, cosine_lr, load_checkpoint, save_checkpoint, setup_distributed
+from .common import (
+    LossLog,
+    cosine_lr,
+    load_checkpoint,
+    save_checkpoint,
+    setup_distributed,
+)
 
 SR = 16000
 HOP, WIN, SUB = 160, 400, 4
@@ -63,6 +69,8 @@ class KWSTrainConfig:
     real_positive_fraction: float = 0.5  # of a keyword's examples, drawn from real clips when it has any
     real_negative_fraction: float = 0.3  # of the non-keyword examples, drawn from real speech
     calibration_percent: int = 10  # negatives kept out of training, by path hash, to set thresholds on
+    background_fraction: float = 0.0  # examples of non-speech only (silence or real noise), up to background_s
+    background_s: float = 10.0  # and, when background_fraction > 0, lead-ins of non-speech up to 0.4 of it
     window_before: int = 2  # frames before the keyword's end that may fire
     window_after: int = 5  # frames after it
     checkpoint_every: int = 100
@@ -149,8 +157,25 @@ class ExampleMaker:
             clip = clip[offset : offset + int(max_s * SR)]
         return clip
 
+    def _background(self, rng, seconds: float) -> np.ndarray:
+        """Non-speech: digital silence, or a real noise recording at -70..-20 dBFS."""
+        length = max(1, int(seconds * SR))
+        if rng.random() < 0.2:
+            return np.zeros(length, np.float32)
+        noise = self.augmenter.noise_segment(length)
+        level = 10 ** (rng.uniform(-70, -20) / 20) / (np.sqrt(np.mean(noise**2)) + 1e-9)
+        return (noise * level).astype(np.float32)
+
     def make(self, rng):
-        lead = self._negative(rng, 1.2) if rng.random() < 0.5 else np.zeros(rng.integers(1600, 8000), np.float32)
+        long_s = self.config.background_s
+        if self.config.background_fraction and rng.random() < self.config.background_fraction:
+            return self.augmenter(self._background(rng, rng.uniform(1.0, long_s))), 0, 0
+        if rng.random() < 0.5:
+            lead = self._negative(rng, 1.2)
+        elif self.config.background_fraction:  # the keyword may come after a long quiet stretch
+            lead = self._background(rng, rng.uniform(0.1, 0.4 * long_s))
+        else:
+            lead = np.zeros(rng.integers(1600, 8000), np.float32)
         gap = np.zeros(rng.integers(800, 4800), np.float32)
         label, end = 0, 0
         if rng.random() < self.config.positive_fraction:
