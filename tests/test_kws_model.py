@@ -1,0 +1,66 @@
+"""The shipped `kws` model: it loads by name, finds keywords in real recordings it was not
+trained on, stays quiet on non-keyword speech, and its detections do not depend on chunking."""
+
+import numpy as np
+import pytest
+
+from streamssm import StreamingRecognizer
+from streamssm.audio import read_audio
+from streamssm.data.splits import real_kws_split
+
+PAD = np.zeros(8000, np.float32)  # the audio before and after a clip: 0.5 s of silence
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return StreamingRecognizer.from_pretrained("kws")
+
+
+def detect(recognizer, audio, chunk=2560):
+    stream, events = recognizer.create_stream(), []
+    for start in range(0, len(audio), chunk):
+        events += stream.accept_waveform(audio[start : start + chunk], 16000)
+    return events + stream.finish()
+
+
+def held_out_clips(name, per_keyword, keywords):
+    clips = {}
+    for utterance in real_kws_split(name)["eval"]:
+        if utterance.keyword in keywords and len(clips.setdefault(utterance.keyword, [])) < per_keyword:
+            clips[utterance.keyword].append(utterance)
+    return [u for group in clips.values() for u in group]
+
+
+@pytest.mark.parametrize("name", ["wwb", "precise", "fsdd"])
+def test_detects_keywords_in_held_out_real_recordings(recognizer, shared_data, name):
+    clips = held_out_clips(name, 4, recognizer.keywords)
+    found = [any(e.text == u.keyword for e in detect(recognizer, np.concatenate([PAD, read_audio(u.audio), PAD])))
+             for u in clips]
+    recall = sum(found) / len(found)
+    print(f"{name}: {sum(found)}/{len(found)} held-out clips detected")
+    assert recall >= 0.6, f"{name}: only {sum(found)}/{len(found)} held-out clips detected"
+
+
+def test_quiet_on_non_keyword_speech(recognizer, shared_data):
+    negatives = [u for u in real_kws_split("precise")["eval"] if u.keyword is None][:10]
+    audio = np.concatenate([np.concatenate([read_audio(u.audio), PAD]) for u in negatives])
+    events = detect(recognizer, audio)
+    print(f"{len(events)} events on {len(audio) / 16000:.0f} s of non-keyword speech: {events}")
+    assert len(events) <= 1
+
+
+def test_quiet_on_silence_and_noise(recognizer, shared_data):
+    """A minute of digital silence, then real background noise: a quiet room must not fire."""
+    noises = [read_audio(shared_data / "noise" / "speech-commands" / f"{name}.flac")[:20 * 16000] * 0.1
+              for name in ("white_noise", "pink_noise", "running_tap")]
+    events = detect(recognizer, np.concatenate([np.zeros(60 * 16000, np.float32), *noises]))
+    assert events == [], events
+
+
+def test_detections_do_not_depend_on_chunking(recognizer, shared_data):
+    clips = held_out_clips("wwb", 2, recognizer.keywords)
+    audio = np.concatenate([np.concatenate([read_audio(u.audio), PAD]) for u in clips])
+    reference = [(e.text, e.end) for e in detect(recognizer, audio, chunk=len(audio))]
+    assert reference
+    for chunk in (160, 1234, 16000):
+        assert [(e.text, e.end) for e in detect(recognizer, audio, chunk)] == reference
