@@ -39,7 +39,7 @@ class KWSConfig:
     thresholds: dict[str, float] = field(default_factory=dict)  # per keyword; default_threshold otherwise
     default_threshold: float = 0.5
     smoothing_frames: int = 3  # moving average of posteriors, in 40 ms frames
-    refractory_s: float = 1.0  # a keyword fires at most once in this time
+    refractory_s: float = 2.0  # nothing fires again for this long after a detection
     keyword_durations: dict[str, float] = field(default_factory=dict)  # typical spoken length, s
 
     def to_dict(self) -> dict:

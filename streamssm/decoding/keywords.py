@@ -25,8 +25,10 @@ class KeywordDetector:
     and score seen while any keyword stays above threshold, and reports it once the score has
     not improved for `patience` frames (so a word that starts like another, "three" in
     "thirteen", does not fire before the right one peaks). Nothing fires again for
-    `refractory_s` after an event, so one utterance fires once. It works frame by frame, so its
-    output does not depend on how the frames were chunked; its state has a fixed size.
+    `refractory_s` after an event, and a reported keyword fires again only after its smoothed
+    posterior has fallen below its threshold, so one utterance (or a long noise the model
+    mistakes for a keyword) fires once. It works frame by frame, so its output does not depend on
+    how the frames were chunked; its state has a fixed size.
     """
 
     def __init__(self, keywords, thresholds, smoothing_frames=3, refractory_s=1.0, durations=None,
@@ -42,10 +44,11 @@ class KeywordDetector:
         self.frames_seen = 0
         self.last_fired = -(10**9)
         self.candidate = None  # (keyword index, score, frame) of the peak being followed
+        self.armed = np.ones(len(self.keywords), bool)  # a reported keyword re-arms once it falls below threshold
 
     @property
     def nbytes(self) -> int:
-        return self.window.nbytes + 40
+        return self.window.nbytes + self.armed.nbytes + 40
 
     @property
     def report_delay_s(self) -> float:
@@ -63,7 +66,9 @@ class KeywordDetector:
             frame, self.frames_seen = self.frames_seen, self.frames_seen + 1
             self.window[frame % size] = p
             smoothed = self.window.sum(0) / min(self.frames_seen, size)
-            above = (smoothed >= self.thresholds) & self.report
+            above = smoothed >= self.thresholds
+            self.armed |= ~above
+            above &= self.report & self.armed
             if above.any() and frame - self.last_fired >= self.refractory_frames:
                 best = int(np.where(above, smoothed, -1.0).argmax())
                 if self.candidate is None or smoothed[best] > self.candidate[1]:
@@ -79,6 +84,7 @@ class KeywordDetector:
     def _emit(self) -> Event:
         index, score, frame = self.candidate
         self.candidate, self.last_fired = None, frame
+        self.armed[index] = False
         keyword, end = self.keywords[index], self.frame_end_time(frame)
         start = max(0.0, end - self.durations.get(keyword, 0.6))
         return Event("keyword", keyword, round(start, 3), round(end, 3), score)

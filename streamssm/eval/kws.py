@@ -164,15 +164,17 @@ def operating_point(model, positives, negatives, thresholds):
         for keyword, end, post in rows:
             events = detect(model, post, thresholds)
             hit = [e for e in events if e.text == keyword]
-            k = keywords.setdefault(keyword, {"clips": 0, "detected": 0, "confused": 0})
+            k = keywords.setdefault(keyword, {"clips": 0, "detected": 0, "confused": 0, "repeated": 0})
             k["clips"] += 1
             k["detected"] += bool(hit)
             k["confused"] += bool(events) and not hit
+            k["repeated"] += len(hit) > 1  # one utterance must fire once
             if hit:
                 latencies.append(hit[0].end + report_delay - end)
         total = sum(k["clips"] for k in keywords.values())
         per_set[name] = {"clips": total, "recall": sum(k["detected"] for k in keywords.values()) / max(1, total),
                          "confusions": sum(k["confused"] for k in keywords.values()),
+                         "repeated": sum(k["repeated"] for k in keywords.values()),
                          "keywords": {k: {**v, "recall": v["detected"] / v["clips"]} for k, v in keywords.items()}}
     false_alarms = {name: stream.false_alarms((e.text, e.end + report_delay) for e in detect(model, post, thresholds))
                     for name, (stream, post) in negatives.items()}
@@ -220,9 +222,9 @@ def plot_det(points, shipped, path):
 
 def summary_table(report) -> str:
     shipped = report["shipped_thresholds"]
-    lines = ["| set | clips | recall | confusions |", "|---|---|---|---|"]
+    lines = ["| set | clips | recall | confusions | reported twice |", "|---|---|---|---|---|"]
     for name, row in shipped["positives"].items():
-        lines.append(f"| {name} | {row['clips']} | {row['recall']:.1%} | {row['confusions']} |")
+        lines.append(f"| {name} | {row['clips']} | {row['recall']:.1%} | {row['confusions']} | {row['repeated']} |")
     per_set = ", ".join(f"{name}: {count} in {shipped['negative_hours_per_set'][name]:.2f} h"
                         for name, count in shipped["false_alarms"].items())
     lines += ["", f"False alarms: {sum(shipped['false_alarms'].values())} in {shipped['negative_hours']:.2f} h of "
