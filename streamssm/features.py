@@ -9,16 +9,17 @@ encoder.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .audio import StreamingResampler, as_mono_float32, check_sample_rate
+from .config import JSONConfig
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(JSONConfig):
     """Log-mel analysis settings (stored with each model)."""
 
     sample_rate: int = 16000
@@ -35,13 +36,6 @@ class FeatureConfig:
             raise ValueError("FeatureConfig needs 0 < hop_length <= win_length <= n_fft")
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
             raise ValueError("FeatureConfig needs 0 <= f_min < f_max <= sample_rate / 2")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "FeatureConfig":
-        return cls(**values)
 
 
 def _hz_to_mel(hz):

@@ -8,7 +8,7 @@ model by name; any folder path works too.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .config import JSONConfig
 from .decoding.ctc import ctc_loss
 from .decoding.endpoint import EndpointConfig
 from .decoding.transducer import Joiner, rnnt_loss
@@ -30,7 +31,7 @@ BUNDLED_DIRS = (PACKAGE_DIR / "pretrained", PACKAGE_DIR.parent / "models")
 
 
 @dataclass
-class KWSConfig:
+class KWSConfig(JSONConfig):
     """A keyword spotter: encoder, per-frame posteriors over `keywords` + filler, detector settings."""
 
     keywords: list[str]
@@ -42,8 +43,6 @@ class KWSConfig:
     refractory_s: float = 2.0  # nothing fires again for this long after a detection
     keyword_durations: dict[str, float] = field(default_factory=dict)  # typical spoken length, s
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "KWSConfig":
@@ -77,7 +76,7 @@ SEARCHES = ("transducer", "ctc")
 
 
 @dataclass
-class ASRConfig:
+class ASRConfig(JSONConfig):
     """A speech recogniser: encoder, CTC head, Mamba transducer decoder and joiner, decoding settings."""
 
     vocab_size: int  # the tokenizer's, blank included
@@ -94,8 +93,6 @@ class ASRConfig:
         if self.search not in SEARCHES:
             raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ASRConfig":

@@ -8,11 +8,13 @@ Without text nothing ends, so silence alone never produces an (empty) final resu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..config import JSONConfig
 
 
 @dataclass
-class EndpointConfig:
+class EndpointConfig(JSONConfig):
     trailing_silence_s: float = 0.8
     max_utterance_s: float = 20.0
 
@@ -22,13 +24,6 @@ class EndpointConfig:
                 f"endpoint times must be > 0 s, got trailing_silence_s={self.trailing_silence_s}, "
                 f"max_utterance_s={self.max_utterance_s}"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "EndpointConfig":
-        return cls(**values)
 
 
 class EndpointDetector:

@@ -9,18 +9,19 @@ has a fixed size, so decoding an utterance of any length runs in constant memory
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..config import JSONConfig
 from .encoder import MambaBlock
 from .ssm import Mamba2State, RMSNorm
 from .state import BatchedState
 
 
 @dataclass
-class DecoderConfig:
+class DecoderConfig(JSONConfig):
     """Sizes of the prediction network (the fields MambaBlock reads, as in EncoderConfig)."""
 
     d_model: int = 256
@@ -30,13 +31,6 @@ class DecoderConfig:
     expand: int = 2
     d_conv: int = 4
     block_size: int = 64
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "DecoderConfig":
-        return cls(**values)
 
 
 class DecoderState(BatchedState):

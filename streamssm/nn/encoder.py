@@ -10,12 +10,13 @@ Features are normalised with fixed statistics stored in the model (never per utt
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import JSONConfig
 from .ssm import CausalMamba2, Mamba2State, RMSNorm
 from .state import BatchedState
 
@@ -23,7 +24,7 @@ SUBSAMPLING = 4  # feature frames per encoder frame
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(JSONConfig):
     n_mels: int = 80
     d_model: int = 256
     n_layers: int = 8
@@ -33,13 +34,6 @@ class EncoderConfig:
     d_conv: int = 4
     subsampling_channels: int = 256
     block_size: int = 64
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "EncoderConfig":
-        return cls(**values)
 
 
 class EncoderState(BatchedState):
