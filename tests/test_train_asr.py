@@ -86,12 +86,12 @@ def test_shipped_config_loads_and_cache_excludes_waveform_augmentation():
         ASRTrainConfig(augment=True, feature_cache=True)
 
 
-def test_torchrun_two_processes(tmp_path, shared_data):
+def test_torchrun_two_processes(tmp_path, shared_data, free_port):
     config = tiny_config(tmp_path, shared_data, steps=2, augment=False, feature_cache=True, validate_every=0)
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(asdict(config)))
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
          "-m", "streamssm.train", "asr", "--config", str(config_file)],
         capture_output=True, text=True, timeout=300,
     )

@@ -42,12 +42,12 @@ def test_training_resumes_and_saves_a_model(tmp_path, shared_data):
     assert all(0 < t <= 1 for t in model.config.thresholds.values())
 
 
-def test_torchrun_two_processes(tmp_path, shared_data):
+def test_torchrun_two_processes(tmp_path, shared_data, free_port):
     config = tiny_config(tmp_path, shared_data, steps=2)
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config.__dict__))
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
          "-m", "streamssm.train", "kws", "--config", str(config_file)],
         capture_output=True, text=True, timeout=300,
     )
