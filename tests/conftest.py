@@ -1,5 +1,4 @@
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -23,11 +22,3 @@ def shared_data() -> Path:
     if not (path / "README.md").exists():
         pytest.skip(f"real recordings not found at {path} (set STREAMSSM_SHARED_DATA)")
     return path
-
-
-@pytest.fixture
-def free_port() -> int:
-    """A TCP port nothing listens on now (for a torchrun rendezvous)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -14,6 +14,7 @@ from streamssm.decoding.transcript import Transcript
 from streamssm.events import Event, Word
 from streamssm.models import save_model
 from streamssm.recognizer import SpeechDecoding, StreamingRecognizer
+from stream_helpers import alone_and_batched, events_of
 from asr_helpers import noise_bursts, tiny_asr_model, tiny_tokenizer
 
 SEARCHES = ["transducer", "ctc"]
@@ -28,14 +29,6 @@ def model():
 @pytest.fixture(scope="module")
 def audio():
     return noise_bursts(12.0)
-
-
-def events_of(stream, audio, sizes, rate=16000):
-    events, position = [], 0
-    for size in sizes:
-        events += stream.accept_waveform(audio[position : position + size], rate)
-        position += size
-    return events + stream.finish()
 
 
 def comparable(events):
@@ -59,17 +52,7 @@ def test_events_do_not_depend_on_chunking(model, audio, search):
 @pytest.mark.parametrize("search", SEARCHES)
 def test_batched_streams_equal_single_streams(model, audio, search):
     rec = StreamingRecognizer(model, search=search, endpoint=ENDPOINT)
-    offsets = [0, 7000, 40000]  # streams of different ages and lengths
-    alone = [events_of(rec.create_stream(), audio[o:], [len(audio) - o]) for o in offsets]
-    streams = [rec.create_stream() for _ in offsets]
-    batched = [[] for _ in offsets]
-    for start in range(0, len(audio), 2560):
-        for stream, offset in zip(streams, offsets):
-            stream.feed(audio[offset + start : offset + start + 2560], 16000)
-        for found, new in zip(batched, rec.decode_streams(streams)):
-            found += new
-    for found, stream in zip(batched, streams):
-        found += stream.finish()
+    alone, batched = alone_and_batched(rec, audio, [0, 7000, 40000])  # streams of different ages and lengths
     for a, b in zip(alone, batched):
         assert comparable(a) == comparable(b)
 

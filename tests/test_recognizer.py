@@ -9,6 +9,7 @@ from streamssm.audio import read_audio
 from streamssm.models import KWSConfig, KWSModel, load_model, save_model
 from streamssm.nn.encoder import EncoderConfig
 from streamssm.recognizer import StreamingRecognizer
+from stream_helpers import alone_and_batched, events_of
 
 KEYWORDS = ["alexa", "computer", "yes"]
 
@@ -27,14 +28,6 @@ def model_dir(tmp_path_factory):
 def speech(shared_data):
     folder = shared_data / "kws" / "wwb"
     return np.concatenate([read_audio(folder / "alexa" / "1.flac"), read_audio(folder / "computer" / "04fdc82a-70e8-4e64-9fc5-189bcecb28ce.flac")])
-
-
-def events_of(stream, audio, sizes, rate=16000):
-    events, position = [], 0
-    for size in sizes:
-        events += stream.accept_waveform(audio[position : position + size], rate)
-        position += size
-    return events + stream.finish()
 
 
 def test_save_load_round_trip(model_dir):
@@ -57,17 +50,7 @@ def test_events_do_not_depend_on_chunking(model_dir, speech):
 
 def test_batched_streams_equal_single_streams(model_dir, speech):
     rec = StreamingRecognizer.from_pretrained(model_dir)
-    offsets = [0, 7000, 23000]  # streams of different ages and lengths
-    alone = [events_of(rec.create_stream(), speech[o:], [len(speech) - o]) for o in offsets]
-    streams = [rec.create_stream() for _ in offsets]
-    batched = [[] for _ in offsets]
-    for start in range(0, len(speech), 2560):
-        for stream, offset in zip(streams, offsets):
-            stream.feed(speech[offset + start : offset + start + 2560], 16000)
-        for found, new in zip(batched, rec.decode_streams(streams)):
-            found += new
-    for found, stream in zip(batched, streams):
-        found += stream.finish()
+    alone, batched = alone_and_batched(rec, speech, [0, 7000, 23000])  # streams of different ages and lengths
     for a, b in zip(alone, batched):
         assert [(e.text, e.end) for e in a] == [(e.text, e.end) for e in b]
 

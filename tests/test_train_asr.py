@@ -2,8 +2,6 @@
 loads and streams; the data list holds only train parts; two torchrun processes (gloo) train together."""
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from streamssm.data.splits import real_split
 from streamssm.models import load_model
 from streamssm.recognizer import StreamingRecognizer
 from streamssm.train.asr import ASRTrainConfig, train, training_utterances
+from train_helpers import torchrun_train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,15 +85,11 @@ def test_shipped_config_loads_and_cache_excludes_waveform_augmentation():
         ASRTrainConfig(augment=True, feature_cache=True)
 
 
-def test_torchrun_two_processes(tmp_path, shared_data, free_port):
+def test_torchrun_two_processes(tmp_path, shared_data):
     config = tiny_config(tmp_path, shared_data, steps=2, augment=False, feature_cache=True, validate_every=0)
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(asdict(config)))
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
-         "-m", "streamssm.train", "asr", "--config", str(config_file)],
-        capture_output=True, text=True, timeout=300,
-    )
+    done = torchrun_train("asr", config_file)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 2
     assert json.loads((tmp_path / "run" / "compute.json").read_text())["sessions"][0]["processes"] == 2

@@ -1,8 +1,6 @@
 """KWS training: a few steps on real clips write a checkpoint, resume from it, and end in a loadable model."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
@@ -10,6 +8,7 @@ from streamssm.data.augment import Augmenter
 from streamssm.data.manifest import read_manifest, write_manifest
 from streamssm.models import load_model
 from streamssm.train.kws import SR, ExampleMaker, KWSTrainConfig, train
+from train_helpers import torchrun_train
 
 KEYWORDS = ["alexa", "jarvis"]
 
@@ -42,15 +41,11 @@ def test_training_resumes_and_saves_a_model(tmp_path, shared_data):
     assert all(0 < t <= 1 for t in model.config.thresholds.values())
 
 
-def test_torchrun_two_processes(tmp_path, shared_data, free_port):
+def test_torchrun_two_processes(tmp_path, shared_data):
     config = tiny_config(tmp_path, shared_data, steps=2)
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config.__dict__))
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
-         "-m", "streamssm.train", "kws", "--config", str(config_file)],
-        capture_output=True, text=True, timeout=300,
-    )
+    done = torchrun_train("kws", config_file)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 2
     assert load_model(tmp_path / "model").config.keywords == KEYWORDS
