@@ -109,3 +109,15 @@ def read_audio(path, sample_rate=16000) -> np.ndarray:
     resampler = StreamingResampler(file_rate, sample_rate)
     mono = as_mono_float32(samples, downmix=True)
     return np.concatenate([resampler.process(mono), resampler.flush()])
+
+
+def loud_span(audio: np.ndarray, below_peak_db: float, frame: int = 160) -> tuple[int, int]:
+    """First and last sample of the `frame`-sample frames (10 ms at 16 kHz) whose power is within
+    `below_peak_db` of the loudest frame: where the speech of a clip is. (0, len) if it is shorter
+    than a frame."""
+    frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
+    if len(frames) == 0:
+        return 0, len(audio)
+    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
+    loud = np.flatnonzero(level >= level.max() - below_peak_db)
+    return int(loud[0] * frame), int((loud[-1] + 1) * frame)

@@ -27,6 +27,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from ..audio import loud_span
 from .augment import change_speed
 from .engines import SR, synthesize
 from .text import fortune_entries, split_sentences
@@ -45,14 +46,9 @@ CONFUSABLE_NEGATIVES = [
 
 def trim(audio: np.ndarray, floor_db: float = 50.0, margin_s: float = 0.05) -> np.ndarray:
     """Cut leading/trailing audio more than `floor_db` below the loudest 10 ms frame."""
-    hop = SR // 100
-    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
-    if not len(frames):
-        return audio
-    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
-    loud = np.flatnonzero(level >= level.max() - floor_db)
+    start, end = loud_span(audio, floor_db, frame=SR // 100)
     margin = int(margin_s * SR)
-    return audio[max(0, loud[0] * hop - margin) : (loud[-1] + 1) * hop + margin]
+    return audio[max(0, start - margin) : end + margin]
 
 
 def make_clip(job: dict) -> dict | None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio import read_audio
+from ..audio import loud_span, read_audio
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
 from ..data.text import number_to_words, spell_numbers
@@ -36,10 +36,8 @@ SWEEP = np.round(np.concatenate([np.arange(0.05, 0.95, 0.05), np.arange(0.95, 1.
 
 
 def keyword_end(audio: np.ndarray, floor_db: float = 40.0) -> float:
-    """End of speech in a clip (s): the last 10 ms frame within `floor_db` of the loudest one."""
-    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
-    level = 10 * np.log10((frames.astype(np.float64) ** 2).mean(1) + 1e-12)
-    return float((np.flatnonzero(level >= level.max() - floor_db)[-1] + 1) * 0.01)
+    """End of speech in a clip (s): the end of the last 10 ms frame within `floor_db` of the loudest one."""
+    return loud_span(audio, floor_db)[1] / SR
 
 
 @torch.no_grad()

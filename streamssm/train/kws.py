@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..audio import read_audio
+from ..audio import loud_span, read_audio
 from ..data.augment import Augmenter
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
@@ -84,16 +84,6 @@ class KWSTrainConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def speech_bounds(audio: np.ndarray, floor_db: float = 35.0) -> tuple[int, int]:
-    """First and last sample of the 10 ms frames within `floor_db` of the loudest frame."""
-    frames = audio[: len(audio) // HOP * HOP].reshape(-1, HOP)
-    if len(frames) == 0:
-        return 0, len(audio)
-    level = 10 * np.log10((frames.astype(np.float32) ** 2).mean(1) + 1e-10)
-    loud = np.flatnonzero(level >= level.max() - floor_db)
-    return int(loud[0] * HOP), int((loud[-1] + 1) * HOP)
-
-
 class ClipBank:
     """Audio clips held in memory as int16, cached on disk so restarts do not decode again."""
 
@@ -150,7 +140,7 @@ class ExampleMaker:
 
     def _negative(self, rng, max_s):
         clip = self.pools.bank[self._pick(rng, self.pools.negatives, self.config.real_negative_fraction)]
-        start, end = speech_bounds(clip)
+        start, end = loud_span(clip, 35.0)
         clip = clip[max(0, start - 1600) : end + 1600]
         if len(clip) > max_s * SR:
             offset = rng.integers(len(clip) - int(max_s * SR))
@@ -182,7 +172,7 @@ class ExampleMaker:
             label = int(rng.integers(len(self.keywords))) + 1
             by_origin = self.pools.positives[self.keywords[label - 1]]
             clip = self.pools.bank[self._pick(rng, by_origin, self.config.real_positive_fraction)]
-            s, e = speech_bounds(clip, floor_db=50.0)
+            s, e = loud_span(clip, 50.0)
             clip = clip[max(0, s - 1600) : e + 1600]
             end = len(lead) + len(gap) + min(s, 1600) + (e - s)
         else:
@@ -254,7 +244,7 @@ def collect_data(config: KWSTrainConfig, cache_dir: Path) -> tuple[ClipPools, di
         raise ValueError("no non-keyword clips for training and calibration")
     durations = {}
     for k, clips in positives.items():
-        lengths = [np.subtract(*speech_bounds(bank[i], 50.0)[::-1]) for i in (clips["real"] + clips["tts"])[:200]]
+        lengths = [np.subtract(*loud_span(bank[i], 50.0)[::-1]) for i in (clips["real"] + clips["tts"])[:200]]
         durations[k] = round(float(np.median(lengths)) / SR, 3)
     return ClipPools(bank, positives, negatives, calibration), durations
 
