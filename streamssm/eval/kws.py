@@ -183,10 +183,10 @@ def operating_point(model, positives, negatives, thresholds):
             "median_latency_s": float(np.median(latencies)) if latencies else None}
 
 
-def single_thread_rtf(model_dir, audio: np.ndarray, chunk_ms: int) -> float:
+def single_thread_rtf(model, audio: np.ndarray, chunk_ms: int) -> float:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    stream = StreamingRecognizer.from_pretrained(model_dir).create_stream()
+    stream = StreamingRecognizer(model).create_stream()
     step = SR * chunk_ms // 1000
     started = time.perf_counter()
     for start in range(0, len(audio), step):
@@ -251,7 +251,7 @@ def evaluate(model_dir, positive_names, negative_names, out, chunk_ms=160):
         "model": str(model_dir), "chunk_ms": chunk_ms, "shipped_thresholds": shipped, "det": points,
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_bytes": (folder / "model.safetensors").stat().st_size,
-        "rtf_1_thread": single_thread_rtf(model_dir, rtf_audio, chunk_ms),
+        "rtf_1_thread": single_thread_rtf(model, rtf_audio, chunk_ms),
     }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
