@@ -95,3 +95,19 @@ def test_torchrun_two_processes(tmp_path, shared_data):
     assert json.loads((tmp_path / "run" / "compute.json").read_text())["sessions"][0]["processes"] == 2
     assert (tmp_path / "run" / "cache" / "index.json").exists()
     assert load_model(tmp_path / "model").kind == "asr"
+
+
+def test_training_from_a_model_keeps_its_architecture_tokenizer_and_normalisation(tmp_path, shared_data):
+    train(tiny_config(tmp_path, shared_data, steps=1, validate_every=0))
+    first = load_model(tmp_path / "model")
+    config = tiny_config(tmp_path, shared_data, steps=1, validate_every=0, init_from=str(tmp_path / "model"),
+                         out_dir=str(tmp_path / "again"), model_dir=str(tmp_path / "model2"), vocab_size=30,
+                         encoder=dict(d_model=48, n_layers=2, subsampling_channels=16))
+    train(config)
+    second = load_model(tmp_path / "model2")
+    assert second.config == first.config  # the settings of `config` for a fresh model are not used
+    assert second.tokenizer.model_proto == first.tokenizer.model_proto
+    assert (tmp_path / "again" / "tokenizer.model").read_bytes() == first.tokenizer.model_proto
+    assert second.encoder.feature_mean.equal(first.encoder.feature_mean)  # kept, not measured again
+    changed = [name for name, value in second.state_dict().items() if not value.equal(first.state_dict()[name])]
+    assert changed  # and it trained on from there

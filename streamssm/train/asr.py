@@ -5,7 +5,10 @@ and the train parts of real recordings (`real_split(name)["train"]`; their eval 
 read), each real utterance listed `real_repeat` times per epoch so that minutes of real speech are
 not drowned by tens of hours of TTS. The first run freezes that list into OUT/train.jsonl and
 trains a sentencepiece tokenizer on its texts (OUT/tokenizer.model); later runs reuse both, so a
-resumed run sees the same utterances and token ids (delete OUT to start afresh). Batches come from
+resumed run sees the same utterances and token ids (delete OUT to start afresh). With `init_from`
+a run starts from a trained model instead (its architecture, weights, feature normalisation and
+tokenizer; the config's model settings are not used) with a fresh optimizer and schedule: how a
+later session trains on when the checkpoint is gone with its machine. Batches come from
 the data toolkit's `make_loader` (duration-bucketed, an equal share per torchrun process) with
 waveform augmentation (noise, reverberation, telephone band, gain, speed and pitch) and SpecAugment
 on the fly, or, with waveform augmentation off, clean features from the fp16 feature cache
@@ -41,6 +44,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,7 +59,7 @@ from ..data.cache import FeatureCache
 from ..data.dataset import SpeechDataset, collate, make_loader
 from ..data.manifest import Utterance, read_manifest, write_manifest
 from ..data.splits import real_split
-from ..models import ASRConfig, ASRModel, save_model
+from ..models import ASRConfig, ASRModel, load_model, resolve_model_dir, save_model
 from ..nn.decoder import DecoderConfig
 from ..nn.encoder import SUBSAMPLING, EncoderConfig
 from ..recognizer import SpeechDecoding
@@ -75,6 +79,7 @@ from .common import (
 class ASRTrainConfig:
     out_dir: str = "data/train/asr"  # frozen data list, tokenizer, cache, checkpoints, logs, compute.json
     model_dir: str = "models/asr"  # the final model
+    init_from: str | None = None  # a model folder (or bundled name) to start from: its architecture, weights and tokenizer
     manifests: list[str] = field(default_factory=lambda: ["data/asr_tts/train/manifest.jsonl"])
     real_speech: list[str] = field(default_factory=lambda: ["ljs-reread"])  # their train parts
     real_repeat: int = 4  # times each real utterance is listed per epoch
@@ -133,13 +138,18 @@ def frozen_training_data(config: ASRTrainConfig, out: Path) -> tuple[list[Uttera
     if not manifest.exists():
         write_manifest(manifest, training_utterances(config))
     utterances = read_manifest(manifest)
-    if not tokenizer_file.exists():
+    if not tokenizer_file.exists() and config.init_from:
+        shutil.copy(resolve_model_dir(config.init_from) / TOKENIZER_FILE, tokenizer_file)
+    elif not tokenizer_file.exists():
         texts = sorted({u.text for u in utterances})
         Tokenizer.train(texts, config.vocab_size, config.tokenizer_type).save(tokenizer_file)
     return utterances, Tokenizer.load(tokenizer_file)
 
 
 def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
+    """A fresh model as the config describes it, or the `init_from` model (its own architecture)."""
+    if config.init_from:
+        return load_model(config.init_from).train()
     model_config = ASRConfig(
         tokenizer.vocab_size, encoder=EncoderConfig(**config.encoder), decoder=DecoderConfig(**config.decoder),
         joiner_dim=config.joiner_dim, ctc_weight=config.ctc_weight)
@@ -279,7 +289,7 @@ def train(config: ASRTrainConfig) -> Path:
     progress = load_checkpoint(out / "checkpoint", model, optimizer)
     if progress is None:
         progress = {"step": 0, "epoch": 0, "audio_hours": 0.0, "sessions": []}
-        if env.is_main:  # DistributedDataParallel copies rank 0's parameters and buffers to the others
+        if env.is_main and not config.init_from:  # DDP copies rank 0's parameters and buffers to the others
             set_feature_normalisation(model, SpeechDataset(utterances, cache=cache), config)
     progress["config"], session.first_step = asdict(config), progress["step"]
     trained = torch.nn.parallel.DistributedDataParallel(model) if env.world_size > 1 else model
