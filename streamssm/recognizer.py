@@ -103,6 +103,7 @@ class SpeechDecoding:
         if search not in SEARCHES:
             raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
         symbols = config.max_symbols_per_frame if max_symbols_per_frame is None else max_symbols_per_frame
+        self.search_name = search
         self.search: FrameSearch = (
             GreedyTransducerSearch(model.decoder, model.joiner, max_symbols_per_frame=symbols)
             if search == "transducer" else CTCGreedySearch(model.ctc_head)

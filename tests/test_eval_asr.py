@@ -73,7 +73,12 @@ def test_command_line(manifest, tmp_path, capsys):
     code = eval_cli.main(["asr", "--model", str(model_dir), "--sets", str(manifest), "--mode", "streaming",
                           "--limit", "1", "--out", str(tmp_path / "out")])
     assert code == 0 and "| tiny_set | streaming | 1 |" in capsys.readouterr().out
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["modes"] == ["streaming"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["modes"] == ["streaming"] and report["search"] == "transducer"  # the model's own
+    code = eval_cli.main(["asr", "--model", str(model_dir), "--sets", str(manifest), "--mode", "streaming",
+                          "--limit", "1", "--search", "ctc", "--out", str(tmp_path / "ctc")])
+    assert code == 0 and "ctc search" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ctc" / "report.json").read_text())["search"] == "ctc"
 
 
 def test_bad_input_is_reported(manifest, tmp_path, capsys):

@@ -53,6 +53,8 @@ def parse_args(argv=None):
     asr_parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")
     asr_parser.add_argument("--out", default="reports/asr", help="output folder (default: reports/asr)")
     asr_parser.add_argument("--limit", type=int, help="evaluate only the first N utterances of each set")
+    asr_parser.add_argument("--search", choices=("transducer", "ctc"),
+                            help="streaming search (default: the model's own, in its config.json)")
 
     kws_parser = tasks.add_parser("kws", help="evaluate a keyword spotter", description=KWS_HELP, formatter_class=raw)
     kws_parser.add_argument("--model", default="kws", help="bundled model name or folder (default: kws)")
@@ -73,7 +75,7 @@ def parse_args(argv=None):
 
 def run_asr(args) -> int:
     try:
-        recognizer = asr.load_recognizer(args.model)
+        recognizer = asr.load_recognizer(args.model, args.search)
         sets = asr.load_sets(args.sets, args.limit)
     except (FileNotFoundError, ValueError) as error:  # a bad manifest's ManifestError is a ValueError
         print(f"error: {error}", file=sys.stderr)

@@ -103,9 +103,11 @@ def decode(recognizer: StreamingRecognizer, audio: np.ndarray, rate: int, chunk_
                    finals[-1][0] if finals else None)
 
 
-def load_recognizer(model) -> StreamingRecognizer:
-    """The recogniser of a bundled model name or model folder; it must be a speech recogniser."""
-    recognizer = StreamingRecognizer.from_pretrained(model)
+def load_recognizer(model, search: str | None = None) -> StreamingRecognizer:
+    """The recogniser of a bundled model name or model folder, with its own search or `search`;
+    it must be a speech recogniser."""
+    options = {} if search is None else {"search": search}
+    recognizer = StreamingRecognizer.from_pretrained(model, **options)
     if recognizer.model.kind != "asr":
         raise ValueError(f"{model!r} is a {recognizer.model.kind} model; this evaluation needs an asr model")
     return recognizer
@@ -187,7 +189,8 @@ def evaluate(recognizer, sets: dict[str, list[Utterance]], out, modes=MODES, chu
     """Evaluate on every set; writes report.json, summary.md and wer.png to `out`."""
     torch.set_num_threads(1)
     report = {
-        "model": model_name, "modes": list(modes), "chunk_ms": chunk_ms, "threads": 1,
+        "model": model_name, "search": recognizer.decoding.search_name, "modes": list(modes), "chunk_ms": chunk_ms,
+        "threads": 1,
         "normaliser": "whisper_normalizer.english.EnglishTextNormalizer", "tail_silence_s": tail_seconds(recognizer),
         "sets": {name: evaluate_set(recognizer, name, utterances, modes, chunk_ms) for name, utterances in sets.items()},
     }
@@ -221,7 +224,8 @@ def summary_table(report) -> str:
         if result["skipped_without_words"]:
             lines.append(f"{name}: {len(result['skipped_without_words'])} utterances without words to score skipped.")
     chunks = f"streaming in {report['chunk_ms']:g} ms chunks; " if "streaming" in report["modes"] else ""
-    lines.append(f"Model: {report['model']}; {chunks}1 thread; both sides normalised by Whisper's English normaliser.")
+    lines.append(f"Model: {report['model']}; {report['search']} search; {chunks}1 thread; both sides normalised "
+                 "by Whisper's English normaliser.")
     return "\n".join(lines) + "\n"
 
 
