@@ -25,18 +25,16 @@ losses, learning rate, step time and audio hours seen every `log_every` steps an
 and text). At the end the model, tokenizer included, goes to `model_dir` and OUT/compute.json
 records the compute: wall time, device and processes of every session, steps, audio hours.
 
-configs/asr.json: a 4.9 M parameter model sized to be trainable on a CPU: the encoder (d_model
-256, 8 Mamba-2 layers, 40 ms frames; 3.8 M) does most of the work, a 2-layer decoder (0.9 M) is
-enough to model token context, and 256 unigram tokens keep the transducer lattice (frames x tokens
-x vocabulary, most of a step's work besides the encoder) small. A batch holds 160 s of padded
-audio per process (~45 TTS sentences); AdamW at a peak of 1e-3 after 500 warm-up steps; real
-speech (23 minutes of ljs-reread x 4) is ~3 % of an epoch. Measured on this project's 2-core CPU
-while other work kept it busy (this config, 3 steps on data/asr_tts_sample, `step_seconds` in
-log.jsonl): 45-60 s per step, ~3 s of audio per second, of which decoding and augmenting the batch
-take 1.5 s. The 6,000 steps (~260 hours of audio, five passes over the 52-hour corpus) thus take
-3-4 days in resumed sessions. A GPU runs the same config far faster (not measured yet); there
-`--steps 20000` buys more passes. Choose `--steps` once per run: the learning-rate schedule
-follows it.
+configs/asr.json: a 4.9 M parameter model sized to be trainable on a CPU: the encoder (d_model 256,
+8 Mamba-2 layers, 40 ms frames; 3.8 M) does most of the work, a 2-layer decoder (0.9 M) is enough
+to model token context, and 256 unigram tokens keep the transducer lattice (frames x tokens x
+vocabulary, most of a step's work besides the encoder) small. A batch holds 100 s of padded audio
+per process (some 28 TTS sentences of 3.3 s); AdamW at a peak of 1.5e-3 after 200 warm-up steps;
+real speech (23 minutes of ljs-reread x 4) is ~4 % of a 39-hour epoch. On this project's 2-core
+CPU, quiet, under `torchrun --nproc_per_node 2` (one thread each; batches decoded and augmented in
+the training processes): 4.2 s per step, ~45 s of audio per second. models/asr/README.md has the
+runs behind the shipped model; on a GPU, `--steps` in the tens of thousands buys more passes.
+Choose `--steps` once per run: the learning-rate schedule follows it.
 """
 
 from __future__ import annotations
