@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_core import plot_memory, rss_mb  # benchmarks/bench_core.py
+from bench_core import plot_memory, reader_clips, rss_mb  # benchmarks/bench_core.py
 from machine import describe  # benchmarks/machine.py
 from tqdm import tqdm
 
-from streamssm.audio import read_audio
 from streamssm.recognizer import StreamingRecognizer
 
 HERE = Path(__file__).resolve().parent
@@ -36,9 +35,8 @@ PAUSE_S = 1.5
 
 def speech_minute() -> np.ndarray:
     """One minute of the looped utterances with a pause after each."""
-    folder = Path(os.environ.get("STREAMSSM_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "asr" / "ljs-reread"
     pause = np.zeros(int(PAUSE_S * SR), dtype=np.float32)
-    audio = np.concatenate([part for p in sorted(folder.glob("*.flac"))[:12] for part in (read_audio(p), pause)])
+    audio = np.concatenate([part for clip in reader_clips() for part in (clip, pause)])
     return np.tile(audio, SR * 60 // len(audio) + 1)[: SR * 60]
 
 
@@ -51,7 +49,7 @@ def run(model: str, minutes: int, chunk_ms: int) -> dict:
         started = time.perf_counter()
         for start in range(0, len(minute), step):
             for event in stream.accept_waveform(minute[start : start + step], SR):
-                counts[event.kind] = counts.get(event.kind, 0) + 1
+                counts[event.kind] += 1
         wall += time.perf_counter() - started
         rss.append(rss_mb())
         state_bytes.add(stream.state_nbytes)

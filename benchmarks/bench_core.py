@@ -33,9 +33,14 @@ CONFIG = EncoderConfig(d_model=256, n_layers=10, d_state=64, headdim=64, expand=
 SR = 16000
 
 
-def speech(seconds: float) -> np.ndarray:
+def reader_clips() -> list[np.ndarray]:
+    """The 12 real read-speech clips the benchmarks loop (../shared/data/asr/ljs-reread)."""
     folder = Path(os.environ.get("STREAMSSM_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "asr" / "ljs-reread"
-    audio = np.concatenate([read_audio(p) for p in sorted(folder.glob("*.flac"))[:12]])
+    return [read_audio(p) for p in sorted(folder.glob("*.flac"))[:12]]
+
+
+def speech(seconds: float) -> np.ndarray:
+    audio = np.concatenate(reader_clips())
     return np.tile(audio, int(seconds * SR) // len(audio) + 1)[: int(seconds * SR)]
 
 
