@@ -16,6 +16,8 @@ import soundfile
 import soxr
 import torch
 
+SAMPLE_RATE = 16000  # Hz: what the models take, and the default rate of every resampling
+
 _INT_SCALES = {np.dtype(np.int16): 1.0 / 32768, np.dtype(np.int32): 1.0 / 2**31}
 _ACCEPTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), *_INT_SCALES)
 _ACCEPTED_TORCH_DTYPES = (torch.float32, torch.float64, torch.int16, torch.int32)
@@ -77,7 +79,7 @@ class StreamingResampler:
     chunked. With equal rates the input is passed through without a copy.
     """
 
-    def __init__(self, in_rate, out_rate=16000):
+    def __init__(self, in_rate, out_rate=SAMPLE_RATE):
         self.in_rate = check_sample_rate(in_rate)
         self.out_rate = check_sample_rate(out_rate)
         self._soxr = None
@@ -97,7 +99,7 @@ class StreamingResampler:
         return self._soxr.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
-def read_audio(path, sample_rate=16000) -> np.ndarray:
+def read_audio(path, sample_rate=SAMPLE_RATE) -> np.ndarray:
     """Read any file soundfile can open as mono float32 at `sample_rate` (channels averaged)."""
     path = Path(path)
     if not path.is_file():

@@ -1,5 +1,9 @@
 """Causal log-mel features, over a whole signal (`log_mel`) or a stream of chunks (`FrontEnd`).
 
+The signal geometry lives here, read from a model's `FeatureConfig`: the sample rate, hop and
+window of the frames, and the 4x subsampling that makes an encoder frame of `SUBSAMPLING` feature
+frames (`frame_s`, `frame_span_s`); nothing else hard-codes them.
+
 Frame i covers samples [i * hop, i * hop + win): no centre padding, so a frame is complete as soon
 as its last sample has arrived, and the streaming and whole-signal paths give the same frames.
 Features are not normalised here; the fixed statistics stored with each model are applied by the
@@ -14,15 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .audio import StreamingResampler, as_mono_float32, check_sample_rate
+from .audio import SAMPLE_RATE, StreamingResampler, as_mono_float32, check_sample_rate
 from .config import JSONConfig
+
+SUBSAMPLING = 4  # feature frames per encoder frame (the encoder's convolutional subsampling)
 
 
 @dataclass(frozen=True)
 class FeatureConfig(JSONConfig):
     """Log-mel analysis settings (stored with each model)."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 512
     win_length: int = 400  # 25 ms
     hop_length: int = 160  # 10 ms
@@ -36,6 +42,16 @@ class FeatureConfig(JSONConfig):
             raise ValueError("FeatureConfig needs 0 < hop_length <= win_length <= n_fft")
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
             raise ValueError("FeatureConfig needs 0 <= f_min < f_max <= sample_rate / 2")
+
+    @property
+    def frame_s(self) -> float:
+        """Period of an encoder frame in seconds (40 ms by default)."""
+        return SUBSAMPLING * self.hop_length / self.sample_rate
+
+    @property
+    def frame_span_s(self) -> float:
+        """Audio an encoder frame sees: frame f covers [f * frame_s, f * frame_s + frame_span_s]."""
+        return ((SUBSAMPLING - 1) * self.hop_length + self.win_length) / self.sample_rate
 
 
 def _hz_to_mel(hz):
@@ -91,7 +107,7 @@ class FrontEnd:
     the stream; it does not count the resampler's internal state, which soxr keeps opaque.
     """
 
-    def __init__(self, config: FeatureConfig = FeatureConfig(), frame_multiple: int = 4):
+    def __init__(self, config: FeatureConfig = FeatureConfig(), frame_multiple: int = SUBSAMPLING):
         if frame_multiple < 1:
             raise ValueError(f"frame_multiple must be >= 1, got {frame_multiple}")
         self.config = config

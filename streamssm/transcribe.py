@@ -23,10 +23,9 @@ from .decoding.ctc import CTCGreedySearch
 from .decoding.transcript import Transcript
 from .decoding.transducer import beam_search
 from .events import Event
-from .features import FrontEnd
+from .features import SUBSAMPLING, FrontEnd
 from .models import SEARCHES
-from .nn.encoder import SUBSAMPLING
-from .recognizer import StreamingRecognizer, frame_timing
+from .recognizer import StreamingRecognizer
 
 
 def transcribe_streaming(recognizer: StreamingRecognizer, audio, sample_rate: int, chunk_ms: float) -> list[Event]:
@@ -51,7 +50,8 @@ def transcribe_offline(model, audio, sample_rate: int, search: str = "transducer
         emissions, _ = beam_search(model.decoder, model.joiner, encoded[0], beam)
     else:
         emissions = CTCGreedySearch(model.ctc_head).run(encoded)[0][0]
-    transcript = Transcript(model.tokenizer, max(1, len(emissions)), *frame_timing(model.config.features))
+    features = model.config.features
+    transcript = Transcript(model.tokenizer, max(1, len(emissions)), features.frame_s, features.frame_span_s)
     for token, frame, logprob in emissions:
         transcript.append(token, frame, logprob)
     final = transcript.event("final")

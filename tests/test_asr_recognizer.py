@@ -13,7 +13,8 @@ from streamssm import mic, transcribe
 from streamssm.decoding.transcript import Transcript
 from streamssm.events import Event, Word
 from streamssm.models import save_model
-from streamssm.recognizer import SpeechDecoding, StreamingRecognizer
+from streamssm.decoding.speech import SpeechDecoding
+from streamssm.recognizer import StreamingRecognizer
 from stream_helpers import alone_and_batched, events_of
 from asr_helpers import noise_bursts, tiny_asr_model, tiny_tokenizer
 

@@ -1,4 +1,5 @@
-"""Streaming keyword detector: posterior smoothing, per-keyword thresholds, a refractory period."""
+"""Keyword events from a KWS model: `KeywordDecoding` (per recognizer) gives each stream a
+`KeywordDetector` (posterior smoothing, per-keyword thresholds, a refractory period)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import re
 import numpy as np
 
 from ..events import Event
-
-FRAME_S = 0.04  # encoder frame period
 
 
 def words_of(text: str) -> str:
@@ -31,13 +30,14 @@ class KeywordDetector:
     how the frames were chunked; its state has a fixed size.
     """
 
-    def __init__(self, keywords, thresholds, smoothing_frames=3, refractory_s=1.0, durations=None,
-                 report=None, time_offset=0.0, patience=2):
+    def __init__(self, keywords, thresholds, frame_s: float, smoothing_frames=3, refractory_s=1.0,
+                 durations=None, report=None, time_offset=0.0, patience=2):
         self.keywords = list(keywords)
         self.thresholds = np.array([float(thresholds[k]) for k in self.keywords], np.float32)
         self.report = np.array([report is None or k in report for k in self.keywords])
         self.durations = durations or {}
-        self.refractory_frames = round(refractory_s / FRAME_S)
+        self.frame_s = frame_s  # encoder frame period
+        self.refractory_frames = round(refractory_s / frame_s)
         self.patience = patience
         self.time_offset = time_offset  # audio time at the end of frame 0
         self.window = np.zeros((smoothing_frames, len(self.keywords)), np.float32)  # a ring of recent frames
@@ -53,10 +53,10 @@ class KeywordDetector:
     @property
     def report_delay_s(self) -> float:
         """How long after its peak frame a detection is reported."""
-        return self.patience * FRAME_S
+        return self.patience * self.frame_s
 
     def frame_end_time(self, frame: int) -> float:
-        return self.time_offset + frame * FRAME_S
+        return self.time_offset + frame * self.frame_s
 
     def accept(self, posteriors) -> list[Event]:
         """posteriors (T, K): per-frame keyword probabilities (filler excluded)."""
@@ -88,3 +88,41 @@ class KeywordDetector:
         keyword, end = self.keywords[index], self.frame_end_time(frame)
         start = max(0.0, end - self.durations.get(keyword, 0.6))
         return Event("keyword", keyword, round(start, 3), round(end, 3), score)
+
+
+class KeywordDecoding:
+    """Keyword events from a KWS model: per-frame posteriors through a KeywordDetector per stream.
+
+    keywords: report only these (default: all the model knows); thresholds: one value for all
+    keywords or a dict per keyword, each in (0, 1] (default: the model's calibrated ones).
+    """
+
+    def __init__(self, model, keywords: list[str] | None = None, thresholds: float | dict[str, float] | None = None):
+        self.model, config = model, model.config
+        unknown = set(keywords or ()) - set(config.keywords)
+        if unknown:
+            raise ValueError(f"unknown keywords {sorted(unknown)}; this model knows {config.keywords}")
+        self.keywords = list(keywords) if keywords else list(config.keywords)
+        self.thresholds = {k: config.thresholds.get(k, config.default_threshold) for k in config.keywords}
+        if isinstance(thresholds, (int, float)):
+            thresholds = dict.fromkeys(self.keywords, thresholds)
+        for keyword, value in (thresholds or {}).items():
+            if keyword not in self.thresholds:
+                raise ValueError(f"threshold for unknown keyword {keyword!r}")
+            if not 0.0 < float(value) <= 1.0:
+                raise ValueError(f"threshold for {keyword!r} must be in (0, 1], got {value}")
+            self.thresholds[keyword] = float(value)
+
+    def new_stream(self) -> KeywordDetector:
+        config = self.model.config
+        return KeywordDetector(
+            config.keywords, self.thresholds, config.features.frame_s, config.smoothing_frames, config.refractory_s,
+            config.keyword_durations, report=set(self.keywords), time_offset=config.features.frame_span_s,
+        )
+
+    def decode(self, encoded, lengths, detectors: list[KeywordDetector]) -> list[list[Event]]:
+        posteriors = self.model.head(encoded).float().softmax(-1)[..., 1:].cpu()
+        return [detector.accept(posteriors[i, :n]) for i, (detector, n) in enumerate(zip(detectors, lengths.tolist()))]
+
+    def flush(self, detector: KeywordDetector) -> list[Event]:
+        return detector.flush()

@@ -22,11 +22,10 @@ from ..audio import loud_span, read_audio
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
 from ..data.text import number_to_words, spell_numbers
-from ..decoding.keywords import KeywordDetector, words_of
-from ..features import FrontEnd
+from ..decoding.keywords import KeywordDecoding, KeywordDetector, words_of
+from ..features import SUBSAMPLING, FrontEnd
 from ..models import load_model, resolve_model_dir
-from ..nn.encoder import SUBSAMPLING
-from ..recognizer import KeywordDecoding, StreamingRecognizer
+from ..recognizer import StreamingRecognizer
 from .sets import asterisk_prompts
 
 SR = 16000

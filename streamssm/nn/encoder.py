@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import JSONConfig
+from ..features import SUBSAMPLING
 from .ssm import CausalMamba2, Mamba2State, RMSNorm
 from .state import BatchedState
-
-SUBSAMPLING = 4  # feature frames per encoder frame
 
 
 @dataclass

@@ -61,7 +61,7 @@ from ..data.splits import real_split
 from ..models import ASRConfig, ASRModel, load_model, resolve_model_dir, save_model
 from ..nn.decoder import DecoderConfig
 from ..nn.encoder import SUBSAMPLING, EncoderConfig
-from ..recognizer import SpeechDecoding
+from ..decoding.speech import SpeechDecoding
 from ..tokenizer import TOKENIZER_FILE, Tokenizer, normalize_text
 from .common import (
     Distributed,
