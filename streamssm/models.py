@@ -8,6 +8,7 @@ model by name; any folder path works too.
 from __future__ import annotations
 
 import json
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import JSONConfig
 from .decoding.ctc import ctc_loss
@@ -127,18 +129,23 @@ class ASRModel(nn.Module):
     def initial_state(self, batch_size: int = 1) -> EncoderState:
         return self.encoder.initial_state(batch_size)
 
-    def forward(self, features, feature_lengths, tokens, token_lengths):
+    def forward(self, features, feature_lengths, tokens, token_lengths, lattice_rows: int | None = None):
         """The training losses, as `loss`: calling the module is what DistributedDataParallel syncs.
         (Streaming and decoding use `encoder`, `ctc_head`, `decoder` and `joiner` directly.)"""
-        return self.loss(features, feature_lengths, tokens, token_lengths)
+        return self.loss(features, feature_lengths, tokens, token_lengths, lattice_rows)
 
-    def loss(self, features, feature_lengths, tokens, token_lengths):
+    def loss(self, features, feature_lengths, tokens, token_lengths, lattice_rows: int | None = None):
         """(total, transducer, ctc) losses, each the batch mean of a per-utterance sum.
 
         features (b, F, n_mels) padded, feature_lengths (b,) in feature frames (any number: the
         last group of 4 is zero-padded), tokens (b, U) padded (any value past a row's length),
-        token_lengths (b,).
+        token_lengths (b,). `lattice_rows`: see `text_losses`.
         """
+        encoded, frames = self.encode_batch(features, feature_lengths, tokens, token_lengths)
+        return self.text_losses(encoded, frames, tokens, token_lengths, lattice_rows)
+
+    def encode_batch(self, features, feature_lengths, tokens, token_lengths):
+        """Check a padded training batch and encode it: (encoded (b, T, d), frames (b,))."""
         batch = {features.shape[0], tokens.shape[0], len(feature_lengths), len(token_lengths)}
         if features.dim() != 3 or tokens.dim() != 2 or len(batch) != 1:
             raise ValueError(
@@ -150,15 +157,30 @@ class ASRModel(nn.Module):
         frames = -(-feature_lengths // SUBSAMPLING)
         features = features[:, : int(frames.max()) * SUBSAMPLING]
         features = F.pad(features, (0, 0, 0, int(frames.max()) * SUBSAMPLING - features.shape[1]))
+        encoded, _ = self.encoder(features)
+        return encoded, frames
+
+    def text_losses(self, encoded, frames, tokens, token_lengths, lattice_rows: int | None = None):
+        """(total, transducer, ctc) from encoded frames. With `lattice_rows`, the transducer lattice
+        (rows x T x U+1 x vocabulary, the largest tensor of a step) is built for that many
+        utterances at a time and rebuilt in the backward pass, which bounds its memory."""
         labels = tokens[:, : int(token_lengths.max())]
         padding = torch.arange(labels.shape[1], device=labels.device) >= token_lengths[:, None].to(labels.device)
         labels = labels.masked_fill(padding, BLANK_ID)
-        encoded, _ = self.encoder(features)
         ctc = ctc_loss(self.ctc_head(encoded), frames, labels, token_lengths)
         predicted, _ = self.decoder(F.pad(labels, (1, 0), value=BLANK_ID))
-        lattice = self.joiner(encoded[:, :, None], predicted[:, None])
-        transducer = rnnt_loss(lattice, labels, frames, token_lengths)
+        rows = lattice_rows or encoded.shape[0]
+        parts = [slice(start, start + rows) for start in range(0, encoded.shape[0], rows)]
+        run = self._transducer_sum if len(parts) == 1 else partial(checkpoint, self._transducer_sum, use_reentrant=False)
+        transducer = sum(run(encoded[p], predicted[p], labels[p], frames[p], token_lengths[p]) for p in parts)
+        transducer = transducer / encoded.shape[0]
         return transducer + self.config.ctc_weight * ctc, transducer, ctc
+
+    def _transducer_sum(self, encoded, predicted, labels, frames, token_lengths):
+        """The summed transducer loss of some rows, their lattice cut to their own longest row."""
+        n_frames, n_labels = int(frames.max()), int(token_lengths.max())
+        lattice = self.joiner(encoded[:, :n_frames, None], predicted[:, None, : n_labels + 1])
+        return rnnt_loss(lattice, labels[:, :n_labels], frames, token_lengths, reduction="sum")
 
     def save_files(self, folder: Path):
         self.tokenizer.save(folder / TOKENIZER_FILE)

@@ -7,13 +7,15 @@ commands:
   negatives   hours-long keyword-free streams with pauses and noise, for false alarms per hour (streams.py)
   manifest    a manifest from a LibriSpeech or Speech Commands folder (readers.py)
   cache       fp16 log-mel feature shards of a corpus, for fast CPU training (cache.py)
+  label       a teacher's transcripts and word times for untranscribed clips (label.py)
 """
 
 import importlib
 import sys
 
 COMMANDS = {"text": "text", "keywords": "keyword_clips", "sentences": "sentences", "negatives": "streams",
-            "manifest": "readers", "cache": "cache"}
+            "manifest": "readers", "cache": "cache",
+            "label": "label"}
 
 
 def main(argv=None):

@@ -32,7 +32,7 @@ class Utterance:
 _OPTIONAL_STR = ("text", "keyword", "speaker", "split")
 
 
-def _parse_line(line: str, base: Path, where: str, check_files: bool) -> Utterance:
+def _parse_line(line: str, base: Path, where: str, check_files: bool, require_label: bool) -> Utterance:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
@@ -41,7 +41,7 @@ def _parse_line(line: str, base: Path, where: str, check_files: bool) -> Utteran
         raise ManifestError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if not isinstance(record.get("audio"), str):
         raise ManifestError(f"{where}: missing or non-string 'audio'")
-    if record.get("text") is None and record.get("keyword") is None:
+    if require_label and record.get("text") is None and record.get("keyword") is None:
         raise ManifestError(f"{where}: needs 'text' or 'keyword'")
     for key in _OPTIONAL_STR:
         if record.get(key) is not None and not isinstance(record[key], str):
@@ -72,8 +72,9 @@ def _parse_line(line: str, base: Path, where: str, check_files: bool) -> Utteran
     )
 
 
-def read_manifest(path: str | Path, check_files: bool = True) -> list[Utterance]:
-    """Read a manifest; audio paths come back absolute. Raises `ManifestError` naming the line."""
+def read_manifest(path: str | Path, check_files: bool = True, require_label: bool = True) -> list[Utterance]:
+    """Read a manifest; audio paths come back absolute. Raises `ManifestError` naming the line.
+    With `require_label` off, clips with neither text nor keyword are read too (to be labelled)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
@@ -82,7 +83,7 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[Utterance]
     with open(path, encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if line.strip():
-                utterances.append(_parse_line(line, base, f"{path}:{number}", check_files))
+                utterances.append(_parse_line(line, base, f"{path}:{number}", check_files, require_label))
     return utterances
 
 

@@ -2,9 +2,13 @@
 
 Rule (decided once, never tuned):
 - kws/fsdd: by whole speaker: "lucas" is the eval part, george, jackson and nicolas train.
-- kws/wwb, kws/precise, asr/ljs-reread (no usable speaker labels): by a stable hash of the clip's
-  path inside its folder: crc32(path) % 10 < 7 trains, the rest (about 30 %) is the eval part.
-  precise's non-wake-word clips are split the same way.
+- asr/speechocean762: by its own speaker-disjoint `split` field: "train" trains, "test" is the eval part.
+- asr/commonvoice-extra (many speakers): by whole speaker, crc32(speaker) % 10 < 7 trains.
+- kws/wwb, kws/precise, asr/ljs-reread, asr/vctk-p239 (no usable speaker labels, or one speaker): by
+  a stable hash of the clip's path inside its folder: crc32(path) % 10 < 7 trains, the rest (about
+  30 %) is the eval part. precise's non-wake-word clips are split the same way.
+Clips without a transcript or keyword (to be labelled by a teacher, see data/label.py) are in
+neither part.
 Models trained here never see an eval part; model cards report on eval parts only.
 """
 
@@ -17,8 +21,12 @@ from pathlib import Path
 from .manifest import Utterance, read_manifest
 
 EVAL_SPEAKERS = {"fsdd": {"lucas"}}
+SPLIT_FIELD = {"speechocean762": {"train": "train", "test": "eval"}}
+SPEAKER_HASH = {"commonvoice-extra"}
 HASH_TRAIN_BUCKETS = 7  # of 10
-FOLDERS = {"wwb": "kws/wwb", "precise": "kws/precise", "fsdd": "kws/fsdd", "ljs-reread": "asr/ljs-reread"}
+FOLDERS = {"wwb": "kws/wwb", "precise": "kws/precise", "fsdd": "kws/fsdd", "ljs-reread": "asr/ljs-reread",
+           "speechocean762": "asr/speechocean762", "commonvoice-extra": "asr/commonvoice-extra",
+           "vctk-p239": "asr/vctk-p239"}
 
 
 def shared_data_dir() -> Path:
@@ -33,17 +41,21 @@ def shared_data_dir() -> Path:
 def split_of(name: str, utterance: Utterance, folder: Path) -> str:
     if name in EVAL_SPEAKERS:
         return "eval" if utterance.speaker in EVAL_SPEAKERS[name] else "train"
-    key = utterance.audio.relative_to(folder).as_posix()
+    if name in SPLIT_FIELD:
+        return SPLIT_FIELD[name][utterance.split]
+    key = utterance.speaker if name in SPEAKER_HASH else utterance.audio.relative_to(folder).as_posix()
     return "train" if zlib.crc32(key.encode()) % 10 < HASH_TRAIN_BUCKETS else "eval"
 
 
 def real_split(name: str) -> dict[str, list[Utterance]]:
-    """{"train": [...], "eval": [...]} for one of wwb, precise, fsdd, ljs-reread."""
+    """{"train": [...], "eval": [...]} for one of the FOLDERS."""
     if name not in FOLDERS:
         raise ValueError(f"unknown recording set {name!r}; known: {sorted(FOLDERS)}")
     folder = shared_data_dir() / FOLDERS[name]
     parts = {"train": [], "eval": []}
-    for utterance in read_manifest(folder / "manifest.jsonl"):
+    for utterance in read_manifest(folder / "manifest.jsonl", require_label=False):
+        if utterance.text is None and utterance.keyword is None:
+            continue
         parts[split_of(name, utterance, folder.resolve())].append(utterance)
     return parts
 

@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from . import asr, kws
+from .sets import NAMED_SETS
 
 KWS_HELP = """Recall, false alarms per hour, latency, DET plot and RTF of a KWS model.
 
@@ -46,8 +47,8 @@ def parse_args(argv=None):
 
     asr_parser = tasks.add_parser("asr", help="evaluate a speech recogniser", description=ASR_HELP, formatter_class=raw)
     asr_parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
-    asr_parser.add_argument("--sets", nargs="+", default=["ljs-reread", "asterisk", "librivox"], metavar="SET",
-                            help="named sets or manifest paths (default: ljs-reread asterisk librivox)")
+    asr_parser.add_argument("--sets", nargs="+", default=list(NAMED_SETS), metavar="SET",
+                            help=f"named sets or manifest paths (default: {' '.join(NAMED_SETS)})")
     asr_parser.add_argument("--mode", choices=("streaming", "offline", "both"), default="both",
                             help="decoding mode (default: both, with the agreement check)")
     asr_parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")

@@ -1,6 +1,10 @@
 """Named sets of real speech with reference texts, shared by the evaluations.
 
 - "ljs-reread": the held-out part of the real read speech in ../shared/data/asr (see data.splits).
+- "speechocean762": every 5th utterance (by path) of speechocean762's test part: 500 utterances of
+  its 125 test speakers (non-native, many children), none of whom is in its train part.
+- "commonvoice-extra": the held-out speakers of commonvoice-extra (crowd-sourced, many accents).
+- "vctk-p239": the held-out clips of VCTK p239 (one speaker, whose other clips are train clips).
 - "asterisk": Debian's asterisk-core-sounds-en(-wav) telephone prompts (one professional voice, 8 kHz).
 - "librivox": the LibriVox utterances of Debian's pocketsphinx-testdata (one reader, Sense and Sensibility).
 Any other name is taken as the path of a manifest.
@@ -59,8 +63,13 @@ def librivox_utterances(root=LIBRIVOX) -> list[Utterance]:
     return utterances
 
 
+SPEECHOCEAN_EVERY = 5  # of its 2,500 test utterances, for evaluations that take minutes, not an hour
+
 NAMED_SETS = {
     "ljs-reread": lambda: real_split("ljs-reread")["eval"],
+    "speechocean762": lambda: sorted(real_split("speechocean762")["eval"], key=lambda u: u.audio)[::SPEECHOCEAN_EVERY],
+    "commonvoice-extra": lambda: real_split("commonvoice-extra")["eval"],
+    "vctk-p239": lambda: real_split("vctk-p239")["eval"],
     "asterisk": asterisk_prompts,
     "librivox": librivox_utterances,
 }

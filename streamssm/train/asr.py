@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from tqdm import tqdm
 
 from ..data.augment import Augmenter
@@ -58,6 +59,8 @@ from ..data.cache import FeatureCache
 from ..data.dataset import SpeechDataset, collate, make_loader
 from ..data.manifest import Utterance, read_manifest, write_manifest
 from ..data.splits import real_split
+from ..distill.cache import TeacherCache
+from ..distill.frames import FrameDistillation, batch_targets
 from ..models import ASRConfig, ASRModel, load_model, resolve_model_dir, save_model
 from ..nn.decoder import DecoderConfig
 from ..nn.encoder import SUBSAMPLING, EncoderConfig
@@ -89,6 +92,11 @@ class ASRTrainConfig:
     decoder: dict = field(default_factory=lambda: dict(d_model=256, n_layers=2, d_state=32, headdim=32))
     joiner_dim: int = 256
     ctc_weight: float = 0.3
+    lattice_rows: int | None = None  # transducer lattice built this many utterances at a time (bounds memory)
+    teacher: str | None = None  # distil this teacher's encoder outputs (stored by `python -m streamssm.distill encode`)
+    teacher_cache: str = "data/teacher_cache"
+    distill_weight: float = 0.0  # loss += distill_weight * cosine distance to the teacher's frames
+    distill_delay: int = 4  # student frame t predicts teacher frame t - distill_delay (40 ms frames)
     max_seconds: float = 160.0  # padded audio per batch and process
     steps: int = 6000
     lr: float = 1e-3
@@ -201,6 +209,42 @@ class Validation:
         return error_rates(scores)
 
 
+class TrainedASR(nn.Module):
+    """The ASR model plus, when distilling, the frame-distillation head: one module for DDP to sync.
+    Returns (total, transducer, ctc, distillation) losses."""
+
+    def __init__(self, model: ASRModel, config: ASRTrainConfig, teacher_dim: int | None):
+        super().__init__()
+        self.model, self.config = model, config
+        self.distillation = FrameDistillation(model.config.encoder.d_model, teacher_dim, config.distill_delay) \
+            if teacher_dim else None
+
+    def forward(self, features, feature_lengths, tokens, token_lengths, targets=None, has_target=None):
+        encoded, frames = self.model.encode_batch(features, feature_lengths, tokens, token_lengths)
+        total, transducer, ctc = self.model.text_losses(encoded, frames, tokens, token_lengths, self.config.lattice_rows)
+        if self.distillation is None:
+            return total, transducer, ctc, total.new_zeros(())
+        distill = self.distillation(encoded, frames, targets, has_target)
+        return total + self.config.distill_weight * distill, transducer, ctc, distill
+
+
+class TeacherTargets:
+    """The stored teacher frames of a batch's utterances, fitted to the student's frame counts."""
+
+    def __init__(self, config: ASRTrainConfig, utterances: list[Utterance]):
+        self.cache, self.utterances = TeacherCache(config.teacher_cache, config.teacher), utterances
+        stored = [self.cache.path(u).exists() for u in utterances]
+        if not any(stored):
+            raise FileNotFoundError(
+                f"no {config.teacher} outputs in {self.cache.folder}: store them first with "
+                f"python -m streamssm.distill encode SOURCES --teacher {config.teacher} --cache {config.teacher_cache}")
+        self.coverage = sum(stored) / len(stored)
+        self.dim = self.cache.load(utterances[stored.index(True)]).shape[1]
+
+    def __call__(self, indices, frames) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch_targets([self.cache.load(self.utterances[i]) for i in indices], frames.tolist(), self.dim)
+
+
 def training_loader(config: ASRTrainConfig, env: Distributed, utterances, cache, start_step: int):
     """Duration-bucketed batches of this process, augmented as configured; loader workers default
     to the cores that the torch threads of all processes leave free."""
@@ -283,15 +327,19 @@ def train(config: ASRTrainConfig) -> Path:
     with main_process_first(env):
         utterances, tokenizer = frozen_training_data(config, out)
         cache = FeatureCache.build(utterances, out / "cache") if config.feature_cache else None
-    model = build_model(config, tokenizer).to(env.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    progress = load_checkpoint(out / "checkpoint", model, optimizer)
+    teacher = TeacherTargets(config, utterances) if config.teacher and config.distill_weight > 0 else None
+    model = build_model(config, tokenizer)
+    trained = TrainedASR(model, config, teacher.dim if teacher else None).to(env.device)
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    progress = load_checkpoint(out / "checkpoint", trained, optimizer)
     if progress is None:
         progress = {"step": 0, "epoch": 0, "audio_hours": 0.0, "sessions": []}
         if env.is_main and not config.init_from:  # DDP copies rank 0's parameters and buffers to the others
             set_feature_normalisation(model, SpeechDataset(utterances, cache=cache), config)
     progress["config"], session.first_step = asdict(config), progress["step"]
-    trained = torch.nn.parallel.DistributedDataParallel(model) if env.world_size > 1 else model
+    if teacher and env.is_main:
+        print(f"distilling {config.teacher}: {teacher.coverage:.0%} of the training utterances have its outputs")
+    step_module = torch.nn.parallel.DistributedDataParallel(trained) if env.world_size > 1 else trained
     loader = training_loader(config, env, utterances, cache, progress["step"])
     validation = Validation.from_config(config) if env.is_main else None
     features = model.config.features
@@ -303,26 +351,29 @@ def train(config: ASRTrainConfig) -> Path:
             group["lr"] = cosine_lr(step, config.steps, config.lr, config.warmup)
         tokens, token_lengths = tokenizer.encode_batch(batch["texts"])
         inputs = [batch["features"], batch["lengths"], tokens, token_lengths]
+        if teacher:
+            inputs += teacher(batch["indices"], -(-batch["lengths"] // SUBSAMPLING))
         with torch.autocast(env.device.type, torch.bfloat16, enabled=bf16):
-            losses = trained(*(tensor.to(env.device) for tensor in inputs))
+            losses = step_module(*(tensor.to(env.device) for tensor in inputs))
         optimizer.zero_grad(set_to_none=True)
         losses[0].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), config.grad_clip)
         optimizer.step()
         audio_seconds = float(batch["lengths"].sum()) * features.hop_length / features.sample_rate
-        (total, transducer, ctc), seconds = averaged_losses_and_audio(env, losses, audio_seconds)
+        (total, transducer, ctc, distill), seconds = averaged_losses_and_audio(env, losses, audio_seconds)
         progress.update(step=step + 1, epoch=epoch, audio_hours=progress["audio_hours"] + seconds / 3600)
         bar.update()
         bar.set_postfix(loss=f"{total:.3f}", transducer=f"{transducer:.3f}", ctc=f"{ctc:.3f}",
-                        hours=f"{progress['audio_hours']:.2f}")
+                        distill=f"{distill:.3f}", hours=f"{progress['audio_hours']:.2f}")
         if step % config.log_every == 0:
-            log.write(step=step, loss=total, transducer=transducer, ctc=ctc, lr=optimizer.param_groups[0]["lr"],
+            log.write(step=step, loss=total, transducer=transducer, ctc=ctc, distill=distill,
+                      lr=optimizer.param_groups[0]["lr"],
                       step_seconds=round(time.perf_counter() - started, 3),
                       audio_hours=round(progress["audio_hours"], 4))
         if validation and (step + 1) % config.validate_every == 0:
             log.write(step=step, **{f"validation_{name}": value for name, value in validation(model).items()})
         if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            save_checkpoint(out / "checkpoint", model, optimizer, with_session(progress, session))
+            save_checkpoint(out / "checkpoint", trained, optimizer, with_session(progress, session))
     bar.close()
     if not env.is_main:
         return out

@@ -1,0 +1,47 @@
+"""python -m streamssm.distill encode SOURCE... : store a teacher's encoder outputs for training clips.
+
+Each SOURCE is a manifest or the name of a real recording set (its train part only, see
+streamssm/data/splits.py). The outputs (fp16, 40 ms frames) go to --cache/TEACHER/ and are what
+`distill_weight` in an ASR training config reads (configs/asr_distill.json); clips already stored
+are skipped, so the command can be re-run or run in several processes over different sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..data.manifest import read_manifest
+from ..data.splits import FOLDERS, real_split
+
+
+def clips_of(source: str):
+    return real_split(source)["train"] if source in FOLDERS else read_manifest(source)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m streamssm.distill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    encode = commands.add_parser("encode", help="store a teacher's encoder outputs per clip")
+    encode.add_argument("sources", nargs="+", help="manifests or real set names (their train parts)")
+    encode.add_argument("--teacher", default="whisper-tiny.en", help="whisper-tiny.en (default) or whisper-base")
+    encode.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="cache root")
+    encode.add_argument("--threads", type=int, default=1, help="teacher threads (default 1)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from .cache import TeacherCache
+    from .teachers import TeacherMissing
+
+    clips = [clip for source in args.sources for clip in clips_of(source)]
+    try:
+        computed = TeacherCache(args.cache, args.teacher).build(clips, threads=args.threads)
+    except TeacherMissing as error:
+        raise SystemExit(f"error: {error}") from None
+    print(f"{len(clips)} clips: {computed} encoded now, {len(clips) - computed} were stored already "
+          f"({args.cache / args.teacher})")
+
+
+if __name__ == "__main__":
+    main()
