@@ -1,0 +1,79 @@
+"""Running the servers in tests: a server process on a free port, and held-out recordings with the
+events that decoding them alone gives."""
+
+import contextlib
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streamssm.audio import read_audio
+from streamssm.data.splits import real_kws_split, real_split
+from streamssm.recognizer import StreamingRecognizer
+from virtual_mic import REPO
+
+START_TIMEOUT_S = 180  # loading a model on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(module: str, *args: str):
+    """`python -m MODULE ARGS` until the block ends; yields its first line ("serving ... on ...")."""
+    server = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = server.stderr.readline()  # the server prints it once it listens
+        if not line.startswith("serving"):
+            server.kill()
+            pytest.fail(f"{module} did not start: {line}{server.stderr.read()}")
+        yield line.strip()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        server.stderr.close()
+
+
+def padded(audio: np.ndarray, rate: int = 16000) -> np.ndarray:
+    """`audio` with 0.5 s of silence before and 1 s after."""
+    return np.concatenate([np.zeros(rate // 2, np.float32), audio, np.zeros(rate, np.float32)])
+
+
+def decode_alone(recognizer: StreamingRecognizer, chunk, rate: int, downmix: bool = False) -> list:
+    """The events of `chunk` fed to a new stream in one piece, then finished."""
+    stream = recognizer.create_stream()
+    return stream.accept_waveform(chunk, rate, downmix=downmix) + stream.finish()
+
+
+@pytest.fixture(scope="session")
+def kws_recognizer():
+    return StreamingRecognizer.from_pretrained("kws")
+
+
+@pytest.fixture(scope="session")
+def alexa(shared_data, kws_recognizer) -> np.ndarray:
+    """A held-out real "alexa" (16 kHz float32, silence around it) that decoding alone hears as just that."""
+    for utterance in [u for u in real_kws_split("wwb")["eval"] if u.keyword == "alexa"][:10]:
+        audio = padded(read_audio(utterance.audio))
+        if [e.text for e in decode_alone(kws_recognizer, audio, 16000)] == ["alexa"]:
+            return audio
+    raise AssertionError("none of 10 held-out 'alexa' clips is detected on its own")
+
+
+@pytest.fixture(scope="session")
+def sentence(shared_data) -> np.ndarray:
+    """A held-out real read sentence (16 kHz float32, silence around it)."""
+    return padded(read_audio(real_split("ljs-reread")["eval"][0].audio))
+
+
+def as_int16(audio: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(audio, -1, 1) * 32767).astype(np.int16)
