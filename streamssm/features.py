@@ -76,23 +76,45 @@ def _analysis(config: FeatureConfig, device: torch.device) -> tuple[torch.Tensor
     return window.to(device), torch.from_numpy(filterbank).to(device)
 
 
+def sample_frames(samples, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """The samples of each frame, (..., T, win_length), T as in `log_mel` (a view of `samples`
+    when it is a tensor): the input of a graph that computes its own features."""
+    if isinstance(samples, np.ndarray):
+        samples = torch.from_numpy(np.require(samples, np.float32, ["W"]))
+    if samples.shape[-1] < config.win_length:
+        return samples.new_zeros((*samples.shape[:-1], 0, config.win_length))
+    return samples.unfold(-1, config.win_length, config.hop_length)
+
+
 def log_mel(samples, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
     """Log-mel frames (T, n_mels), float32, of `samples` (n,) at `config.sample_rate`.
 
     `samples` is a numpy array or tensor (a tensor stays on its device); leading batch dimensions
     are allowed: (..., n) -> (..., T, n_mels). T = 0 if n < win_length else
-    1 + (n - win_length) // hop_length. The power spectrum is computed in float64: float32 FFT
-    rounding, about 1e-7 of a frame's loudest bin, would show in the quiet bins of loud frames.
+    1 + (n - win_length) // hop_length. The power spectrum is computed in float64 here, the
+    reference; the exported graphs compute it in float32 (`real_dft`), which moves the shipped
+    models' logits by about 1e-5.
     """
-    if isinstance(samples, np.ndarray):
-        samples = torch.from_numpy(np.require(samples, np.float32, ["W"]))
-    if samples.shape[-1] < config.win_length:
-        return samples.new_zeros((*samples.shape[:-1], 0, config.n_mels), dtype=torch.float32)
-    window, filterbank = _analysis(config, samples.device)
-    frames = samples.to(torch.float64).unfold(-1, config.win_length, config.hop_length) * window
-    spectrum = torch.fft.rfft(frames, n=config.n_fft)
+    frames = sample_frames(samples, config)
+    if frames.shape[-2] == 0:
+        return frames.new_zeros((*frames.shape[:-1], config.n_mels), dtype=torch.float32)
+    window, filterbank = _analysis(config, frames.device)
+    spectrum = torch.fft.rfft(frames.to(torch.float64) * window, n=config.n_fft)
     power = torch.view_as_real(spectrum).square().sum(-1).to(torch.float32)
     return torch.log(power @ filterbank + config.log_floor)
+
+
+def real_dft(config: FeatureConfig = FeatureConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    """`log_mel` as float32 matrices for a graph without an FFT: (win_length, 2 * bins), the
+    window times cos and sin of each bin the filterbank uses, and those bins' filterbank rows
+    (bins, n_mels). log(((frames @ dft) ** 2 summed over cos and sin) @ filterbank + floor)."""
+    window, filterbank = _analysis(config, torch.device("cpu"))
+    used = filterbank.sum(1).nonzero()[:, 0]
+    bins = torch.arange(int(used.min()), int(used.max()) + 1)
+    phase = torch.arange(config.win_length)[:, None] * bins % config.n_fft  # exact integers: no large angles
+    angle = phase.to(torch.float64) * (2 * np.pi / config.n_fft)
+    dft = torch.cat([angle.cos(), angle.sin()], dim=1) * window[:, None]
+    return dft.to(torch.float32), filterbank[bins]
 
 
 class FrontEnd:
@@ -102,15 +124,19 @@ class FrontEnd:
     and returns the frames completed so far, always a multiple of `frame_multiple` frames; the
     samples of unfinished frames are carried to the next chunk. Concatenated outputs equal those
     of one call on the whole signal. A rejected chunk leaves the front end exactly as it was.
+    `analysis` turns the samples of complete frames into what is returned: `log_mel`, or
+    `sample_frames` for a runtime whose graph computes the features.
 
     The carried samples live in a fixed float32 buffer, so `nbytes` is constant for the life of
     the stream; it does not count the resampler's internal state, which soxr keeps opaque.
     """
 
-    def __init__(self, config: FeatureConfig = FeatureConfig(), frame_multiple: int = SUBSAMPLING):
+    def __init__(self, config: FeatureConfig = FeatureConfig(), frame_multiple: int = SUBSAMPLING,
+                 analysis=log_mel):
         if frame_multiple < 1:
             raise ValueError(f"frame_multiple must be >= 1, got {frame_multiple}")
         self.config = config
+        self.analysis = analysis  # (samples, config) -> frames: log_mel, or sample_frames for a graph
         self.frame_multiple = frame_multiple
         capacity = config.win_length + (frame_multiple - 1) * config.hop_length
         self._buffer = np.zeros(capacity, np.float32)
@@ -182,13 +208,13 @@ class FrontEnd:
         return self._take(pending, complete - complete % self.frame_multiple)
 
     def _no_frames(self) -> torch.Tensor:
-        return torch.zeros(0, self.config.n_mels)
+        return self.analysis(np.zeros(0, np.float32), self.config)
 
     def _take(self, pending: np.ndarray, n_frames: int) -> torch.Tensor:
         """Return the first `n_frames` frames of `pending` and carry the samples after them."""
         cfg = self.config
         used = n_frames * cfg.hop_length
-        frames = log_mel(pending[: used - cfg.hop_length + cfg.win_length], cfg)
+        frames = self.analysis(pending[: used - cfg.hop_length + cfg.win_length], cfg)
         rest = pending[used:]
         self._buffer[: rest.size] = rest
         self._fill = rest.size

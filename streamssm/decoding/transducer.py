@@ -131,18 +131,41 @@ def start_state(decoder: MambaDecoder, joiner: Joiner, batch_size: int, blank: i
     return _advance(decoder, joiner, blanks, decoder.initial_state(batch_size))
 
 
+def best_token(joiner: Joiner, encoder_projected, decoder_projected):
+    """(log-probability, id) of the most likely next token of each row."""
+    return joiner.joint(encoder_projected, decoder_projected).float().log_softmax(-1).max(-1)
+
+
+class TransducerNet:
+    """The networks as the greedy search calls them, here the PyTorch modules (the ONNX backend
+    gives the search its own: runtime.onnx_backend.OnnxTransducerNet)."""
+
+    def __init__(self, decoder: MambaDecoder, joiner: Joiner):
+        self.decoder, self.joiner = decoder, joiner
+
+    def start(self, batch_size: int, blank: int) -> TransducerSearchState:
+        return start_state(self.decoder, self.joiner, batch_size, blank)
+
+    def advance(self, tokens, state: DecoderState) -> TransducerSearchState:
+        return _advance(self.decoder, self.joiner, tokens, state)
+
+    def best(self, encoder_projected, decoder_projected):
+        return best_token(self.joiner, encoder_projected, decoder_projected)
+
+
 class GreedyTransducerSearch(FrameSearch):
     """Per frame: emit the best non-blank token and step the decoder, until blank or
-    `max_symbols_per_frame` tokens; then the next frame."""
+    `max_symbols_per_frame` tokens; then the next frame. `net` runs the decoder and joiner."""
 
     def __init__(self, decoder: MambaDecoder, joiner: Joiner, blank: int = BLANK_ID, max_symbols_per_frame: int = 3):
         if max_symbols_per_frame < 1:
             raise ValueError(f"max_symbols_per_frame must be >= 1, got {max_symbols_per_frame}")
         self.decoder, self.joiner, self.blank = decoder, joiner, blank
         self.max_symbols_per_frame = max_symbols_per_frame
+        self.net = TransducerNet(decoder, joiner)
 
     def initial_state(self, batch_size: int = 1) -> TransducerSearchState:
-        return start_state(self.decoder, self.joiner, batch_size, self.blank)
+        return self.net.start(batch_size, self.blank)
 
     def prepare(self, encoded):
         return self.joiner.encoder_proj(encoded)
@@ -151,12 +174,12 @@ class GreedyTransducerSearch(FrameSearch):
         emitted = [[] for _ in range(inputs.shape[0])]
         emitting = active.to(inputs.device)
         for _ in range(self.max_symbols_per_frame):
-            logprob, best = self.joiner.joint(inputs, state.predicted).float().log_softmax(-1).max(-1)
+            logprob, best = self.net.best(inputs, state.predicted)
             emitting = emitting & (best != self.blank)
             rows = emitting.nonzero()[:, 0].tolist()
             if not rows:
                 break
-            state = _advance(self.decoder, self.joiner, best, state.decoder).where(emitting, state)
+            state = self.net.advance(best, state.decoder).where(emitting, state)
             tokens, logprob = best.tolist(), logprob.tolist()
             for i in rows:
                 emitted[i].append((tokens[i], logprob[i]))

@@ -66,6 +66,8 @@ class MambaDecoder(nn.Module):
         return DecoderState([block.mixer.initial_state(batch_size, device, weight.dtype) for block in self.blocks])
 
     def _check(self, tokens):
+        if torch.compiler.is_exporting():  # the values are not known while a graph is traced
+            return
         if tokens.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"tokens must be an integer tensor, got {tokens.dtype}")
         if tokens.numel() and not 0 <= int(tokens.min()) <= int(tokens.max()) < self.vocab_size:

@@ -101,8 +101,7 @@ class RMSNorm(nn.Module):
         x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         if gate is not None:
             x = x * F.silu(gate.to(x.dtype))
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (x * self.weight.to(x.dtype)).to(dtype)
+        return F.rms_norm(x, x.shape[-1:], self.weight.to(x.dtype), self.eps).to(dtype)
 
 
 class CausalMamba2(nn.Module):
@@ -208,7 +207,11 @@ class CausalMamba2(nn.Module):
         return self.out_proj(y.to(x.dtype)), Mamba2State(new_conv, ssm)
 
     def _depthwise_conv(self, padded, length):
-        """Causal depthwise conv as d_conv shifted products (faster than conv1d for short chunks)."""
+        """Causal depthwise conv as d_conv shifted products (faster than conv1d for short chunks in
+        PyTorch), or as one grouped conv in an exported graph (one node instead of 3 * d_conv)."""
+        if torch.compiler.is_exporting():
+            return F.conv1d(padded, self.conv_weight.to(padded.dtype)[:, None], self.conv_bias.to(padded.dtype),
+                            groups=self.conv_dim)
         weight, out = self.conv_weight.to(padded.dtype), self.conv_bias.to(padded.dtype)[:, None]
         for k in range(self.d_conv):
             out = out + padded[:, :, k : k + length] * weight[:, k : k + 1]
