@@ -25,8 +25,9 @@ from .decoding.keywords import KeywordDecoding
 from .decoding.speech import SpeechDecoding
 from .events import Event
 from .features import SUBSAMPLING, FrontEnd
-from .models import load_model
+from .models import load_model, resolve_model_dir
 from .nn.encoder import EncoderState
+from .runtime import create_backend
 
 DECODINGS = {"kws": KeywordDecoding, "asr": SpeechDecoding}
 
@@ -36,8 +37,8 @@ class Stream:
 
     def __init__(self, recognizer: StreamingRecognizer):
         self.recognizer = recognizer
-        self.frontend = FrontEnd(recognizer.model.config.features, frame_multiple=SUBSAMPLING)
-        self.state = recognizer.model.initial_state(1)
+        self.frontend = FrontEnd(recognizer.model.config.features, SUBSAMPLING, recognizer.backend.analysis)
+        self.state = recognizer.backend.initial_state()
         self.decoding_state = recognizer.decoding.new_stream()
         self.pending: list[torch.Tensor] = []  # feature frames fed but not decoded yet
         self.finished = False
@@ -87,11 +88,16 @@ class StreamingRecognizer:
       endpoint: EndpointConfig or a dict (trailing_silence_s, max_utterance_s);
       max_symbols_per_frame: the transducer's tokens per encoder frame at most.
     None takes the model's config; an option of the other kind of model raises ValueError.
+
+    backend: what runs the model's chunk function (`runtime`): "torch" (the reference), "onnx"
+    (ONNX Runtime on the files of `python -m streamssm.export`, in `model_dir`), or None: ONNX
+    when onnxruntime is installed and `model_dir` has files of these weights, else torch.
     """
 
     def __init__(self, model, device=None, *, keywords: list[str] | None = None,
                  thresholds: float | dict[str, float] | None = None, search: str | None = None,
-                 endpoint: EndpointConfig | dict | None = None, max_symbols_per_frame: int | None = None):
+                 endpoint: EndpointConfig | dict | None = None, max_symbols_per_frame: int | None = None,
+                 backend: str | None = "torch", model_dir=None):
         self.model = model.eval()
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
@@ -103,11 +109,16 @@ class StreamingRecognizer:
             raise ValueError(f"unknown option(s) {wrong} for a {model.kind} model "
                              f"(its options: {', '.join(options[model.kind])})")
         self.decoding = DECODINGS[model.kind](model, **options[model.kind])
+        self.backend = create_backend(backend, model, model_dir, self.decoding.head, self.device)
+        self.backend.attach(self.decoding)
 
     @classmethod
-    def from_pretrained(cls, name_or_path="kws", device=None, **options) -> StreamingRecognizer:
-        """A bundled model by name ("kws", "asr") or a model folder, with the options of __init__."""
-        return cls(load_model(name_or_path, device or "cpu"), device=device, **options)
+    def from_pretrained(cls, name_or_path="kws", device=None, backend: str | None = None,
+                        **options) -> StreamingRecognizer:
+        """A bundled model by name ("kws", "asr") or a model folder, with the options of __init__
+        (backend None: the fastest installed)."""
+        folder = resolve_model_dir(name_or_path)
+        return cls(load_model(folder, device or "cpu"), device=device, backend=backend, model_dir=folder, **options)
 
     @property
     def keywords(self) -> list[str]:
@@ -132,8 +143,8 @@ class StreamingRecognizer:
             lengths = torch.tensor([f.shape[0] // SUBSAMPLING for f in features])
             batch = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
             state = EncoderState.stack([s.state for s in ready])
-            encoded, state = self.model.encoder(batch, state, lengths if len(ready) > 1 else None)
-            events = self.decoding.decode(encoded, lengths, [s.decoding_state for s in ready])
+            outputs, state = self.backend(batch, state, lengths)
+            events = self.decoding.decode(outputs, lengths, [s.decoding_state for s in ready])
             for stream, stream_state, stream_events in zip(ready, state.unbind(), events):
                 stream.state, stream.pending = stream_state, []
                 new_events[id(stream)] = stream_events

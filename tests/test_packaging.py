@@ -17,7 +17,7 @@ def test_wheel_carries_the_models_and_loads_them(tmp_path):
     shipped = [p.relative_to(REPO / "models") for p in (REPO / "models").glob("*/*") if p.name != "eval"]
     assert shipped
     for path in shipped:
-        if path.suffix in (".json", ".safetensors", ".model", ".md"):
+        if path.suffix in (".json", ".safetensors", ".model", ".md", ".onnx"):
             assert f"streamssm/pretrained/{path.as_posix()}" in names
 
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",

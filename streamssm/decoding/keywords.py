@@ -120,8 +120,10 @@ class KeywordDecoding:
             config.keyword_durations, report=set(self.keywords), time_offset=config.features.frame_span_s,
         )
 
-    def decode(self, encoded, lengths, detectors: list[KeywordDetector]) -> list[list[Event]]:
-        posteriors = self.model.head(encoded).float().softmax(-1)[..., 1:].cpu()
+    head = "logits"  # the chunk function's output that `decode` takes (runtime.graphs.heads)
+
+    def decode(self, logits, lengths, detectors: list[KeywordDetector]) -> list[list[Event]]:
+        posteriors = logits.float().softmax(-1)[..., 1:].cpu()
         return [detector.accept(posteriors[i, :n]) for i, (detector, n) in enumerate(zip(detectors, lengths.tolist()))]
 
     def flush(self, detector: KeywordDetector) -> list[Event]:

@@ -45,7 +45,7 @@ class SpeechDecoding:
         if search not in SEARCHES:
             raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
         symbols = config.max_symbols_per_frame if max_symbols_per_frame is None else max_symbols_per_frame
-        self.search_name = search
+        self.search_name = self.head = search  # head: the chunk function's output `decode` takes
         self.search: FrameSearch = (
             GreedyTransducerSearch(model.decoder, model.joiner, max_symbols_per_frame=symbols)
             if search == "transducer" else CTCGreedySearch(model.ctc_head)
@@ -60,8 +60,8 @@ class SpeechDecoding:
         transcript = Transcript(self.model.tokenizer, capacity, self.frame_s, self.frame_span_s)
         return SpeechStreamState(self.search.initial_state(1), endpoint, transcript)
 
-    def decode(self, encoded, lengths, streams: list[SpeechStreamState]) -> list[list[Event]]:
-        inputs = self.search.prepare(encoded)
+    def decode(self, inputs, lengths, streams: list[SpeechStreamState]) -> list[list[Event]]:
+        """inputs (b, T, .): the search's per-frame inputs (its `prepare` of the encoder output)."""
         state = BatchedState.stack([s.search for s in streams])
         events = [[] for _ in streams]
         for t in range(inputs.shape[1]):

@@ -1,0 +1,67 @@
+"""Runtimes of a model's chunk function (features, encoder, heads), chosen per recognizer:
+
+    "torch"  PyTorch, the reference (log-mel in float64 by the front end, then the model)
+    "onnx"   ONNX Runtime on the files of `python -m streamssm.export MODEL_FOLDER` (CPU)
+
+A backend is called as `backend(frames, state, lengths) -> (outputs (b, T, .), new state)` on the
+padded frames of a batch of streams; `backend.analysis` is what each stream's FrontEnd returns
+(log-mel frames or the frames' samples). With no backend named, the ONNX one is taken when
+onnxruntime imports and the model folder has up-to-date files (on one thread it costs 3-5x less
+per chunk, benchmarks/speed.md), the PyTorch one otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..features import log_mel
+from .graphs import graph_files, heads
+
+BACKENDS = ("torch", "onnx")
+
+
+class TorchBackend:
+    analysis = staticmethod(log_mel)
+
+    def __init__(self, model, head: str):
+        self.model, self.head = model, heads(model)[head]
+
+    def attach(self, decoding):
+        """Nothing to give the decoding: it runs the model's own modules."""
+
+    def initial_state(self):
+        return self.model.initial_state(1)
+
+    def __call__(self, features, state, lengths):
+        encoded, state = self.model.encoder(features, state, lengths if len(lengths) > 1 else None)
+        return self.head(encoded), state
+
+
+def create_backend(name: str | None, model, folder, head: str, device, threads: int | None = 1):
+    """The backend `name` ("torch", "onnx", None: the fastest available) for `model` from `folder`."""
+    if name not in (*BACKENDS, None):
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {name!r}")
+    if name is None:
+        if device.type != "cpu" or folder is None or not all((Path(folder) / f).is_file() for f in graph_files(model)):
+            return TorchBackend(model, head)
+        try:
+            return _onnx(model, folder, head, threads)
+        except ImportError:  # onnxruntime is not installed
+            return TorchBackend(model, head)
+        except RuntimeError as err:  # files of older weights: say so, and run the reference
+            warnings.warn(f"{err}; using the torch backend", stacklevel=3)
+            return TorchBackend(model, head)
+    if name == "torch":
+        return TorchBackend(model, head)
+    if device.type != "cpu":
+        raise ValueError(f"the onnx backend runs on the CPU, not {device}")
+    if folder is None:
+        raise ValueError("the onnx backend needs the model folder with the exported files (from_pretrained)")
+    return _onnx(model, folder, head, threads)
+
+
+def _onnx(model, folder, head, threads):
+    from .onnx_backend import OnnxBackend
+
+    return OnnxBackend(model, folder, head, threads)

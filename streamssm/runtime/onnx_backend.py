@@ -1,0 +1,128 @@
+"""A model's functions run by ONNX Runtime from the files `python -m streamssm.export` wrote.
+
+Streams with the same number of new encoder frames run as one batch; a call of one frame runs
+step.onnx, longer ones chunk.onnx in pieces of at most `max_frames` frames. A transducer's search
+gets the decoder step and joiner from decoder_step.onnx and joiner.onnx (OnnxTransducerNet). States
+stay torch tensors sharing memory with numpy, so the recognizer stacks and splits them as it does
+for the PyTorch backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..decoding.transducer import TransducerSearchState
+from ..features import SUBSAMPLING, sample_frames
+from ..nn.state import BatchedState
+from .graphs import CHUNK, DECODER_STEP, JOINER, STEP, WEIGHTS_KEY, graph_files, max_frames, weights_sha256
+
+INSTALL = 'pip install "streamssm[onnx]"'
+
+
+def onnxruntime():
+    """The onnxruntime module, or an ImportError that says how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise ImportError(f"the onnx backend needs onnxruntime: {INSTALL}") from err
+    return onnxruntime
+
+
+class Sessions:
+    """The ONNX Runtime sessions of a model folder's files, checked against its weights."""
+
+    def __init__(self, model, folder, threads: int | None):
+        ort = onnxruntime()
+        self.folder = Path(folder)
+        missing = [name for name in graph_files(model) if not (self.folder / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{self.folder} has no {', '.join(missing)}; "
+                                    f"export them: python -m streamssm.export {self.folder}")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        sha, self.sessions = weights_sha256(self.folder), {}
+        for name in graph_files(model):
+            session = ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
+            if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != sha:
+                raise RuntimeError(f"{self.folder / name} was exported from other weights than "
+                                   f"{self.folder}/model.safetensors; re-export: python -m streamssm.export {self.folder}")
+            self.sessions[name] = session
+
+    def run(self, name: str, inputs: list[np.ndarray]) -> list[torch.Tensor]:
+        session = self.sessions[name]
+        feeds = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
+        return [torch.from_numpy(x) for x in session.run(None, feeds)]
+
+
+class OnnxTransducerNet:
+    """TransducerNet (decoding.transducer) on decoder_step.onnx and joiner.onnx."""
+
+    def __init__(self, sessions: Sessions, model):
+        self.sessions, self.initial = sessions, model.decoder.initial_state(1)
+
+    def start(self, batch_size: int, blank: int) -> TransducerSearchState:
+        blanks = torch.full((batch_size,), blank, dtype=torch.long)
+        return self.advance(blanks, BatchedState.stack([self.initial] * batch_size))
+
+    def advance(self, tokens, state) -> TransducerSearchState:
+        predicted, *tensors = self.sessions.run(DECODER_STEP, [tokens.numpy(), *(t.numpy() for t in state.tensors())])
+        return TransducerSearchState(state._rebuild(tensors), predicted)
+
+    def best(self, encoder_projected, decoder_projected):
+        return self.sessions.run(JOINER, [np.ascontiguousarray(encoder_projected.numpy()), decoder_projected.numpy()])
+
+
+class OnnxBackend:
+    """`backend(frames, state, lengths) -> (outputs, state)` as runtime.TorchBackend, on ONNX Runtime."""
+
+    analysis = staticmethod(sample_frames)
+
+    def __init__(self, model, folder, head: str, threads: int | None = 1):
+        self.sessions = Sessions(model, folder, threads)
+        self.folder = self.sessions.folder
+        outputs = [o.name for o in self.sessions.sessions[CHUNK].get_outputs()]
+        if head not in outputs:
+            raise ValueError(f"{self.folder / CHUNK} has no output {head!r} (its outputs: {outputs})")
+        self.output = outputs.index(head)
+        self.n_outputs = len(outputs) - len(model.initial_state(1).tensors())
+        self.model, self.max_frames = model, max_frames(model)
+
+    def attach(self, decoding):
+        """Give a transducer search the decoder step and joiner of the exported files."""
+        if getattr(decoding, "head", None) == "transducer":
+            decoding.search.net = OnnxTransducerNet(self.sessions, self.model)
+
+    def initial_state(self) -> BatchedState:
+        return self.model.initial_state(1)
+
+    def _run(self, frames: torch.Tensor, state: BatchedState):
+        """Frames of streams that all have frames.shape[1] // 4 new encoder frames."""
+        n, outputs = frames.shape[1] // SUBSAMPLING, []
+        for start in range(0, n, self.max_frames):
+            piece = frames[:, start * SUBSAMPLING : (start + self.max_frames) * SUBSAMPLING]
+            name = STEP if piece.shape[1] == SUBSAMPLING else CHUNK
+            result = self.sessions.run(name, [np.ascontiguousarray(piece.numpy()), *(t.numpy() for t in state.tensors())])
+            outputs.append(result[self.output])
+            state = state._rebuild(result[self.n_outputs :])
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1), state
+
+    def __call__(self, frames: torch.Tensor, state: BatchedState, lengths: torch.Tensor):
+        """frames (b, 4T, win_length) padded, state of b streams, lengths (b,) in encoder frames."""
+        frames = frames.cpu()
+        groups = lengths.unique()
+        if len(groups) == 1:
+            return self._run(frames[:, : int(groups[0]) * SUBSAMPLING], state)
+        outputs, parts, order = None, [], []
+        for n in groups.tolist():
+            rows = (lengths == n).nonzero()[:, 0]
+            out, part = self._run(frames[rows, : n * SUBSAMPLING], state.select(rows))
+            if outputs is None:
+                outputs = out.new_zeros(len(lengths), int(lengths.max()), out.shape[2])
+            outputs[rows, :n] = out
+            parts.append(part)
+            order.append(rows)
+        return outputs, BatchedState.stack(parts).select(torch.cat(order).argsort())
