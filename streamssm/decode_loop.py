@@ -111,12 +111,14 @@ class Recognizers:
         self.name, self.device = name, device
         self.default = StreamingRecognizer.from_pretrained(name, device=device)
 
-    def get(self, keywords: list[str] | None = None, thresholds=None) -> StreamingRecognizer:
-        """The recognizer reporting `keywords` with `thresholds` (as in StreamingRecognizer)."""
+    async def get(self, keywords: list[str] | None = None, thresholds=None) -> StreamingRecognizer:
+        """The recognizer reporting `keywords` with `thresholds` (as in StreamingRecognizer); one not
+        loaded yet is loaded in a thread, off the event loop."""
         if keywords is None and thresholds is None:
             return self.default
-        return self._load(None if keywords is None else tuple(keywords),
-                          tuple(sorted(thresholds.items())) if isinstance(thresholds, dict) else thresholds)
+        return await asyncio.to_thread(
+            self._load, None if keywords is None else tuple(keywords),
+            tuple(sorted(thresholds.items())) if isinstance(thresholds, dict) else thresholds)
 
     @functools.lru_cache(maxsize=16)
     def _load(self, keywords: tuple | None, thresholds) -> StreamingRecognizer:

@@ -140,10 +140,10 @@ class Server:
         response.headers["Content-Length"] = str(len(body))
         return response
 
-    def open_session(self, options: dict):
+    async def open_session(self, options: dict):
         """A session on the model with the connection's keyword options."""
         try:
-            return self.decode_loop.open(self.recognizers.get(**options))
+            return self.decode_loop.open(await self.recognizers.get(**options))
         except ValueError as error:
             raise Refused(1008, str(error)) from None
 
@@ -173,14 +173,14 @@ class Server:
                     continue
                 if session is None:
                     settings = settings or parse_settings({}, self.default_rate)
-                    session = self.open_session(settings["options"])
+                    session = await self.open_session(settings["options"])
                     sender = asyncio.create_task(send_events(ws, session))
                 try:
                     await session.put(audio_of(message, settings["format"]), settings["sample_rate"])
                 except TooFast as error:
                     raise Refused(1008, str(error)) from None
             if session is None:
-                session = self.open_session((settings or parse_settings({}, self.default_rate))["options"])
+                session = await self.open_session((settings or parse_settings({}, self.default_rate))["options"])
                 sender = asyncio.create_task(send_events(ws, session))
             session.finish()
             if await sender:

@@ -96,7 +96,7 @@ class Handler(AsyncEventHandler):
     async def _start(self) -> None:
         """A new audio stream (after an unfinished one, that one is dropped)."""
         await self.disconnect()
-        self.session = self.decode_loop.open(self.recognizers.get(keywords=self.names))
+        self.session = self.decode_loop.open(await self.recognizers.get(keywords=self.names))
         if self.speech:
             await self.write_event(TranscriptStart(language="en").event())
         self.sender = asyncio.create_task((self._send_text if self.speech else self._send_detections)(self.session))
