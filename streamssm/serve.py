@@ -128,11 +128,12 @@ class Server:
         """Plain HTTP on the same port: the page and /info; WebSocket upgrades go through."""
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
-        routes = {"/": (self.page, "text/html; charset=utf-8"),
-                  "/info": (json.dumps(self.info()).encode(), "application/json")}
-        if request.path not in routes:
+        if request.path == "/":
+            body, content_type = self.page, "text/html; charset=utf-8"
+        elif request.path == "/info":
+            body, content_type = json.dumps(self.info()).encode(), "application/json"
+        else:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no page {request.path}; try / or /info\n")
-        body, content_type = routes[request.path]
         response = connection.respond(HTTPStatus.OK, "")
         response.body = body
         del response.headers["Content-Type"], response.headers["Content-Length"]
@@ -153,48 +154,72 @@ class Server:
             await refuse(ws, Refused(1013, f"server full: {self.max_connections} connections open; try again later"))
             return
         self.connections += 1
-        session = sender = None
+        connection = Connection(self, ws)
         try:
-            settings = None
-            while True:
-                try:
-                    message = await asyncio.wait_for(ws.recv(), self.idle_timeout)
-                except asyncio.TimeoutError:
-                    raise Refused(1008, f"idle: no message for {self.idle_timeout:g} s") from None
-                if isinstance(message, str):
-                    request = json_object(message)
-                    if "eof" in request:
-                        if request != {"eof": True}:
-                            raise Refused(1008, 'the end of the stream is the message {"eof": true} alone')
-                        break
-                    if settings is not None or session is not None:
-                        raise Refused(1008, settings_again(settings, request))
-                    settings = parse_settings(request, self.default_rate)
-                    continue
-                if session is None:
-                    settings = settings or parse_settings({}, self.default_rate)
-                    session = await self.open_session(settings["options"])
-                    sender = asyncio.create_task(send_events(ws, session))
-                try:
-                    await session.put(audio_of(message, settings["format"]), settings["sample_rate"])
-                except TooFast as error:
-                    raise Refused(1008, str(error)) from None
-            if session is None:
-                session = await self.open_session((settings or parse_settings({}, self.default_rate))["options"])
-                sender = asyncio.create_task(send_events(ws, session))
-            session.finish()
-            if await sender:
-                await ws.close(1000, "end of stream")
+            await connection.run()
         except Refused as refused:
             await refuse(ws, refused)
         except ConnectionClosed:
             pass
         finally:
             self.connections -= 1
-            if sender is not None:
-                sender.cancel()
-            if session is not None:
-                session.close()
+            connection.close()
+
+
+class Connection:
+    """One client's way through the protocol: settings, audio, eof."""
+
+    def __init__(self, server: Server, ws: ServerConnection):
+        self.server, self.ws = server, ws
+        self.settings: dict | None = None
+        self.session = self.sender = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                message = await asyncio.wait_for(self.ws.recv(), self.server.idle_timeout)
+            except asyncio.TimeoutError:
+                raise Refused(1008, f"idle: no message for {self.server.idle_timeout:g} s") from None
+            if isinstance(message, bytes):
+                await self.take_audio(message)
+            elif self.take_text(json_object(message)):
+                break
+        session = await self.start()
+        session.finish()
+        if await self.sender:
+            await self.ws.close(1000, "end of stream")
+
+    def take_text(self, request: dict) -> bool:
+        """Settings (once, before the audio), or the end of the stream (returns True)."""
+        if "eof" in request:
+            if request != {"eof": True}:
+                raise Refused(1008, 'the end of the stream is the message {"eof": true} alone')
+            return True
+        if self.settings is not None or self.session is not None:
+            raise Refused(1008, settings_again(self.settings, request))
+        self.settings = parse_settings(request, self.server.default_rate)
+        return False
+
+    async def take_audio(self, message: bytes) -> None:
+        session = await self.start()
+        try:
+            await session.put(audio_of(message, self.settings["format"]), self.settings["sample_rate"])
+        except TooFast as error:
+            raise Refused(1008, str(error)) from None
+
+    async def start(self):
+        """The stream's session, opened with the settings (or the defaults) on first use."""
+        if self.session is None:
+            self.settings = self.settings or parse_settings({}, self.server.default_rate)
+            self.session = await self.server.open_session(self.settings["options"])
+            self.sender = asyncio.create_task(send_events(self.ws, self.session))
+        return self.session
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
+        if self.session is not None:
+            self.session.close()
 
 
 def settings_again(settings: dict | None, request: dict) -> str:
