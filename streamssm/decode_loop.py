@@ -71,16 +71,16 @@ class Session:
         self._chunks.append(samples)
         self._arrivals.append(now)
         self._queued += len(samples)
-        self._loop.wake()
+        self._loop.ready(self)
 
     def finish(self) -> None:
         """End the input: the last events, then END, come out of `events`."""
         self._finishing = True
-        self._loop.wake()
+        self._loop.ready(self)
 
     def close(self) -> None:
         """Drop this session (the client left): its queued audio is not decoded."""
-        self._loop.sessions.discard(self)
+        self._loop.drop(self)
 
     async def events(self) -> list | None:
         """The next list of events, END after the last; raises the error that ended the stream."""
@@ -90,17 +90,24 @@ class Session:
         return item
 
     @property
-    def has_work(self) -> bool:
-        return bool(self._chunks) or self._finishing
+    def waiting_since(self) -> float:
+        """When the oldest audio not decoded yet arrived (0 for a finish without audio)."""
+        return self._arrivals[0] if self._arrivals else 0.0
 
     def take(self) -> tuple[list[np.ndarray], list[float], bool]:
         """The queued chunks, their arrival times, and whether to finish: for one decode round."""
         taken = self._chunks, self._arrivals, self._finishing
         self._chunks, self._arrivals, self._queued = [], [], 0
         if self._finishing:
-            self._loop.sessions.discard(self)
+            self._loop.drop(self)
         self._room.set()
         return taken
+
+    def deliver(self, result: list | Exception, finished: bool) -> None:
+        """A decode round's events for this session (or its error); END after the last."""
+        self._events.put_nowait(result)
+        if finished and not isinstance(result, Exception):
+            self._events.put_nowait(END)
 
 
 class Recognizers:
@@ -138,6 +145,7 @@ class DecodeLoop:
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
         self.max_queued_s, self.max_ahead_s = max_queued_s, max_ahead_s
         self.sessions: set[Session] = set()
+        self._ready: set[Session] = set()  # sessions with audio or a finish waiting
         self.latencies: deque[float] = deque(maxlen=100_000)  # seconds from a chunk's arrival to its events
         self.rounds = 0
         self._wake = asyncio.Event()
@@ -148,8 +156,13 @@ class DecodeLoop:
         self.sessions.add(session)
         return session
 
-    def wake(self) -> None:
+    def ready(self, session: Session) -> None:
+        self._ready.add(session)
         self._wake.set()
+
+    def drop(self, session: Session) -> None:
+        self.sessions.discard(session)
+        self._ready.discard(session)
 
     def stats(self) -> dict:
         """Open sessions, decode rounds so far and the chunk-to-events latency percentiles."""
@@ -178,9 +191,7 @@ class DecodeLoop:
             done = time.monotonic()
             for (session, _, arrivals, finishing), result in zip(work, results):
                 self.latencies.extend(done - arrived for arrived in arrivals)
-                session._events.put_nowait(result)
-                if finishing and not isinstance(result, Exception):
-                    session._events.put_nowait(END)
+                session.deliver(result, finishing)
             self.rounds += 1
 
     async def _collect(self) -> list[Session]:
@@ -188,16 +199,18 @@ class DecodeLoop:
         the first one."""
         deadline = None
         while True:
-            ready = [s for s in self.sessions if s.has_work]
-            if ready and deadline is None:
-                deadline = time.monotonic() + self.max_wait_s
-            left = deadline - time.monotonic() if deadline is not None else None
-            if ready and (len(ready) >= self.max_batch_size or left <= 0):
-                ready.sort(key=lambda s: s._arrivals[0] if s._arrivals else 0.0)
-                return ready[: self.max_batch_size]
+            timeout = None
+            if self._ready:
+                now = time.monotonic()
+                deadline = deadline or now + self.max_wait_s
+                if len(self._ready) >= self.max_batch_size or now >= deadline:
+                    batch = sorted(self._ready, key=lambda s: s.waiting_since)[: self.max_batch_size]
+                    self._ready.difference_update(batch)
+                    return batch
+                timeout = deadline - now
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), left)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
 

@@ -47,13 +47,25 @@ def pcm(audio: np.ndarray, width: int, channels: int) -> bytes:
     return samples.astype("<i2" if width == 2 else "<i4").tobytes()
 
 
+@contextlib.asynccontextmanager
+async def wyoming_client(port: int):
+    """The wyoming package's TCP client; a server that closed the connection on bad input does not
+    fail the exit."""
+    client = AsyncTcpClient("127.0.0.1", port, read_timeout=TIMEOUT_S)
+    await client.connect()
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(ConnectionError):
+            await client.disconnect()
+
+
 async def exchange(port: int, streams: list) -> list:
     """Send each (events, rate, width, channels, audio bytes) of `streams` on one connection: the
     events, then the audio between audio-start and audio-stop in 100 ms chunks. Returns every event
     received until the last stream's answer ends (not-detected, transcript-stop or an error)."""
-    wyoming, received = AsyncTcpClient("127.0.0.1", port, read_timeout=TIMEOUT_S), []
-    await wyoming.connect()
-    try:
+    received = []
+    async with wyoming_client(port) as wyoming:
         with contextlib.suppress(ConnectionError):  # a server refusing bad input closes the connection
             for first, rate, width, channels, audio in streams:
                 for event in first:
@@ -68,9 +80,6 @@ async def exchange(port: int, streams: list) -> list:
             if event is None:
                 break
             received.append(event)
-    finally:
-        with contextlib.suppress(ConnectionError):
-            await wyoming.disconnect()
     return received
 
 
@@ -79,7 +88,7 @@ SILENCE = ([Detect()], 16000, 2, 1, bytes(32000))  # one second: ends a wake-wor
 
 def test_describe_lists_the_keywords_as_wake_words(wake_port, kws_recognizer):
     async def describe():
-        async with AsyncTcpClient("127.0.0.1", wake_port, read_timeout=TIMEOUT_S) as wyoming:
+        async with wyoming_client(wake_port) as wyoming:
             await wyoming.write_event(Describe().event())
             return Info.from_event(await wyoming.read_event())
 
@@ -122,7 +131,7 @@ def test_bad_input_is_answered_with_an_error(wake_port, alexa):
         assert Error.is_type(received[-1].type) and words in Error.from_event(received[-1]).text
 
     async def rate_change():
-        async with AsyncTcpClient("127.0.0.1", wake_port, read_timeout=TIMEOUT_S) as wyoming:
+        async with wyoming_client(wake_port) as wyoming:
             await wyoming.write_event(AudioStart(16000, 2, 1).event())
             await wyoming.write_event(AudioChunk(16000, 2, 1, as_int16(alexa[:half]).tobytes()).event())
             await wyoming.write_event(AudioChunk(8000, 2, 1, bytes(1600)).event())
@@ -140,7 +149,7 @@ def test_speech_to_text_streams_the_transcript(shared_data, sentence):
     assert finals, "the model should transcribe a real sentence"
     with running("streamssm.wyoming", "--model", "asr", "--uri", f"tcp://127.0.0.1:{port}"):
         async def describe_and_transcribe():
-            async with AsyncTcpClient("127.0.0.1", port, read_timeout=TIMEOUT_S) as wyoming:
+            async with wyoming_client(port) as wyoming:
                 await wyoming.write_event(Describe().event())
                 info = Info.from_event(await wyoming.read_event())
             return info, await exchange(port, [([Transcribe(language="en")], 16000, 2, 1, audio.tobytes())])
