@@ -123,3 +123,8 @@ def test_new_real_sets_split_by_speaker_and_leave_out_untranscribed_clips(shared
         assert parts["train"] and parts["eval"]
         assert not {u.speaker for u in parts["train"]} & {u.speaker for u in parts["eval"]}
         assert all(u.text for part in parts.values() for u in part)
+    from streamssm.eval.sets import speech_set
+
+    _, evaluated = speech_set("speechocean762")
+    assert len(evaluated) == 500 and {u.split for u in evaluated} == {"test"}
+    assert len({u.speaker for u in evaluated}) == 125

@@ -25,17 +25,15 @@ losses, learning rate, step time and audio hours seen every `log_every` steps an
 and text). At the end the model, tokenizer included, goes to `model_dir` and OUT/compute.json
 records the compute: wall time, device and processes of every session, steps, audio hours.
 
-configs/asr.json: a 4.9 M parameter model sized to be trainable on a CPU: the encoder (d_model 256,
-8 Mamba-2 layers, 40 ms frames; 3.8 M) does most of the work, a 2-layer decoder (0.9 M) is enough
-to model token context, and 256 unigram tokens keep the transducer lattice (frames x tokens x
-vocabulary, most of a step's work besides the encoder) small. A batch holds 100 s of padded audio
-per process; AdamW at a peak of 1.5e-3 after 200 warm-up steps; real speech (23 minutes of
-ljs-reread x 4) is ~4 % of a 39-hour epoch. On this project's 2-core CPU, quiet, under `torchrun
---nproc_per_node 2` (one thread each; batches decoded and augmented in the training processes): a
-median 4.7 s per step (`step_seconds` in log.jsonl) and 36 s of audio per second of wall time over
-the whole run (compute.json). models/asr/README.md has the runs behind the shipped model; on a GPU,
-`--steps` in the tens of thousands buys more passes. Choose `--steps` once per run: the
-learning-rate schedule follows it.
+Distillation (`teacher`, `distill_weight` > 0): a linear head on the encoder output predicts the
+teacher's encoder frames `distill_delay` frames late (streamssm/distill/frames.py), from outputs
+stored beforehand by `python -m streamssm.distill encode`; utterances without stored outputs train
+on text alone. `lattice_rows` builds the transducer lattice a few utterances at a time.
+
+configs/asr.json trains the first model from scratch; configs/asr_distill.json continues a shipped
+model (`init_from`) on real speech, pseudo-labels and TTS with a teacher. Step times, audio hours
+and the runs behind the shipped model are in models/asr/README.md and OUT/compute.json. Choose
+`--steps` once per run: the learning-rate schedule follows it.
 """
 
 from __future__ import annotations
