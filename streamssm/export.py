@@ -1,7 +1,7 @@
 """python -m streamssm.export MODEL_FOLDER: write the ONNX files of a model's stateful functions
 into its folder, for the ONNX Runtime backend (`StreamingRecognizer(..., backend="onnx")`).
 
-    step.onnx          the chunk function (log-mel, encoder, heads) for one encoder frame
+    step.onnx          the chunk function (encoder and heads on log-mel frames) for one encoder frame
     chunk.onnx         the same for 2 to block_size encoder frames (one block of the scan)
     decoder_step.onnx  an ASR model's transducer decoder, one token  (runtime.graphs has the signatures)
     joiner.onnx        an ASR model's joiner: the best next token
@@ -56,9 +56,9 @@ def export(name_or_path) -> list:
             frames = {0: streams}
             if most > 1:
                 frames[1] = SUBSAMPLING * torch.export.Dim("frames", min=2, max=most)
-            example = torch.zeros(EXAMPLE_BATCH, SUBSAMPLING * min(most, 2), chunk.features.dft.shape[0])
-            _export(chunk, (example, *_batch(state)), ["frames", *state_in], [*chunk.output_names, *state_out],
-                    {"frames": frames, "state": tuple(batched for _ in state)}, folder / name, sha)
+            example = torch.zeros(EXAMPLE_BATCH, SUBSAMPLING * min(most, 2), model.config.encoder.n_mels)
+            _export(chunk, (example, *_batch(state)), ["features", *state_in], [*chunk.output_names, *state_out],
+                    {"features": frames, "state": tuple(batched for _ in state)}, folder / name, sha)
             written.append(folder / name)
         if model.kind == "asr":
             step = DecoderStepGraph(model).eval()

@@ -1,7 +1,7 @@
 """The functions a model exports, as torch modules with flat tensor inputs and outputs (every
 state an input and an output), so that `torch.onnx.export` writes them and PyTorch runs the same.
 
-    chunk:        frames (b, 4T, win_length) of samples, *encoder state -> *per-frame outputs (b, T, .), *new state
+    chunk:        features (b, 4T, n_mels), *encoder state -> *per-frame outputs (b, T, .), *new state
     decoder_step: tokens (b,), *decoder state -> predicted (b, J), *new state        (transducer)
     joiner:       encoder (b, J), predicted (b, J) -> log-probability (b,), token (b,) of the best token
 
@@ -17,12 +17,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from ..decoding.ctc import CTCGreedySearch
 from ..decoding.transducer import GreedyTransducerSearch, TransducerNet
-from ..features import FeatureConfig, real_dft
 
 STEP, CHUNK = "step.onnx", "chunk.onnx"  # the chunk function for 1 encoder frame; 2 to `max_frames`
 DECODER_STEP, JOINER = "decoder_step.onnx", "joiner.onnx"  # a transducer's
@@ -51,27 +49,11 @@ def heads(model) -> dict:
             "ctc": CTCGreedySearch(model.ctc_head).prepare}
 
 
-class LogMel(nn.Module):
-    """`features.log_mel` of sample frames (b, F, win_length) as float32 matrix products."""
-
-    def __init__(self, config: FeatureConfig):
-        super().__init__()
-        dft, filterbank = real_dft(config)
-        self.register_buffer("dft", dft)
-        self.register_buffer("filterbank", filterbank)
-        self.log_floor = config.log_floor
-
-    def forward(self, frames):
-        real, imaginary = (frames @ self.dft).chunk(2, dim=-1)
-        return torch.log((real * real + imaginary * imaginary) @ self.filterbank + self.log_floor)
-
-
 class ChunkGraph(nn.Module):
-    """The stateful chunk function of a model: log-mel, encoder, heads."""
+    """The stateful chunk function of a model: encoder and heads."""
 
     def __init__(self, model):
         super().__init__()
-        self.features = LogMel(model.config.features)
         self.model = model  # registered, so that export lifts the weights the heads use
         self.heads = heads(model)
         self.layout = model.initial_state(1)  # how the flat state tensors make an EncoderState
@@ -80,8 +62,8 @@ class ChunkGraph(nn.Module):
     def output_names(self) -> list[str]:
         return list(self.heads)
 
-    def forward(self, frames, *state):
-        encoded, new_state = self.model.encoder(self.features(frames), self.layout._rebuild(state))
+    def forward(self, features, *state):
+        encoded, new_state = self.model.encoder(features, self.layout._rebuild(state))
         return (*(head(encoded) for head in self.heads.values()), *new_state.tensors())
 
 

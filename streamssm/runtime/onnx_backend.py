@@ -1,7 +1,9 @@
 """A model's functions run by ONNX Runtime from the files `python -m streamssm.export` wrote.
 
-Streams with the same number of new encoder frames run as one batch; a call of one frame runs
-step.onnx, longer ones chunk.onnx in pieces of at most `max_frames` frames. A transducer's search
+The streams' front ends return the samples of each frame; their log-mel is computed for the whole
+batch at once with a float32 FFT (features.frames_log_mel). Streams with the same number of new
+encoder frames run as one batch; a call of one frame runs step.onnx, longer ones chunk.onnx in
+pieces of at most `max_frames` frames. A transducer's search
 gets the decoder step and joiner from decoder_step.onnx and joiner.onnx (OnnxTransducerNet). States
 stay torch tensors sharing memory with numpy, so the recognizer stacks and splits them as it does
 for the PyTorch backend.
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from ..decoding.transducer import TransducerSearchState
-from ..features import SUBSAMPLING, sample_frames
+from ..features import SUBSAMPLING, frames_log_mel, sample_frames
 from ..nn.state import BatchedState
 from .graphs import CHUNK, DECODER_STEP, JOINER, STEP, WEIGHTS_KEY, graph_files, max_frames, weights_sha256
 
@@ -99,11 +101,11 @@ class OnnxBackend:
     def initial_state(self) -> BatchedState:
         return self.model.initial_state(1)
 
-    def _run(self, frames: torch.Tensor, state: BatchedState):
-        """Frames of streams that all have frames.shape[1] // 4 new encoder frames."""
-        n, outputs = frames.shape[1] // SUBSAMPLING, []
+    def _run(self, features: torch.Tensor, state: BatchedState):
+        """Features of streams that all have features.shape[1] // 4 new encoder frames."""
+        n, outputs = features.shape[1] // SUBSAMPLING, []
         for start in range(0, n, self.max_frames):
-            piece = frames[:, start * SUBSAMPLING : (start + self.max_frames) * SUBSAMPLING]
+            piece = features[:, start * SUBSAMPLING : (start + self.max_frames) * SUBSAMPLING]
             name = STEP if piece.shape[1] == SUBSAMPLING else CHUNK
             result = self.sessions.run(name, [np.ascontiguousarray(piece.numpy()), *(t.numpy() for t in state.tensors())])
             outputs.append(result[self.output])
@@ -112,7 +114,7 @@ class OnnxBackend:
 
     def __call__(self, frames: torch.Tensor, state: BatchedState, lengths: torch.Tensor):
         """frames (b, 4T, win_length) padded, state of b streams, lengths (b,) in encoder frames."""
-        frames = frames.cpu()
+        frames = frames_log_mel(frames.cpu(), self.model.config.features, torch.float32)
         groups = lengths.unique()
         if len(groups) == 1:
             return self._run(frames[:, : int(groups[0]) * SUBSAMPLING], state)
