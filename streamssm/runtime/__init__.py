@@ -1,13 +1,14 @@
-"""Runtimes of a model's chunk function (features, encoder, heads), chosen per recognizer:
+"""Runtimes of a model's chunk function (log-mel frames -> encoder -> heads), chosen per recognizer:
 
-    "torch"  PyTorch, the reference (log-mel in float64 by the front end, then the model)
-    "onnx"   ONNX Runtime on the files of `python -m streamssm.export MODEL_FOLDER` (CPU)
+    "torch"  PyTorch, the reference (each stream's front end computes log-mel with a float64 FFT)
+    "onnx"   ONNX Runtime on the files of `python -m streamssm.export MODEL_FOLDER` (CPU); log-mel
+             with a float32 FFT over the whole batch of streams, then the exported graph
 
 A backend is called as `backend(frames, state, lengths) -> (outputs (b, T, .), new state)` on the
 padded frames of a batch of streams; `backend.analysis` is what each stream's FrontEnd returns
 (log-mel frames or the frames' samples). With no backend named, the ONNX one is taken when
-onnxruntime imports and the model folder has up-to-date files (on one thread it costs 3-5x less
-per chunk, benchmarks/speed.md), the PyTorch one otherwise.
+onnxruntime imports and the model folder has up-to-date files (on one thread it cost 3-5x less
+per chunk than PyTorch here: benchmarks/speed.py), the PyTorch one otherwise.
 """
 
 from __future__ import annotations

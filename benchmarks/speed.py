@@ -1,0 +1,284 @@
+"""Inference speed of the shipped models on one thread, both backends, beside the peers in one run.
+
+    python -m streamssm.export models/asr      # once after training: the ONNX files of the asr model
+    python benchmarks/speed.py                 # writes speed.md / speed.json
+    python benchmarks/speed.py --quick         # a short smoke run of the same code, speed_quick.*
+
+Audio is real read speech (bench_core.reader_clips, looped), 16 kHz, fed in 160 ms chunks through
+StreamingRecognizer (front end, model, decoding: everything a user pays for). Rows:
+  one stream   RTF (wall / audio) and per-chunk latency p50 / p99 per model and backend; for the
+               kws model also the cost per keyword (RTF / its 30 keywords)
+  batched      B streams fed and stepped with decode_streams, RTF per stream, B = 1, 16, 64, 256
+  step/chunk   one call of the chunk function for T encoder frames: the recurrence form T times
+               vs the blocked scan once (what picks step.onnx for T = 1 and chunk.onnx above)
+  limit        the asr encoder's multiply-adds per second of audio / this CPU's single-thread
+               float32 matrix-multiply rate: the wall time the arithmetic alone would take
+  peers        microWakeWord and openWakeWord ("alexa", one keyword each), pocketsphinx
+               (streaming) and Whisper tiny.en (offline, int8) on the same audio
+Every process runs one thread (OMP/MKL variables set before numpy, torch and onnxruntime load).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_core import SR, speech  # benchmarks/bench_core.py
+from machine import describe  # benchmarks/machine.py
+
+from streamssm.features import SUBSAMPLING
+from streamssm.models import resolve_model_dir
+from streamssm.recognizer import StreamingRecognizer
+
+HERE = Path(__file__).resolve().parent
+CHUNK = SR * 160 // 1000
+BACKENDS = ("torch", "onnx")
+BATCHES = (1, 16, 64, 256)
+TARGETS = {"kws_rtf": 0.003, "asr_rtf": 0.02, "kws_64_streams_rtf": 0.0005}
+
+
+def percentiles(latencies_ms) -> dict:
+    return {"p50_ms": float(np.percentile(latencies_ms, 50)), "p99_ms": float(np.percentile(latencies_ms, 99))}
+
+
+def one_stream(rec, audio) -> dict:
+    stream, latencies = rec.create_stream(), []
+    started = time.perf_counter()
+    for start in range(0, len(audio), CHUNK):
+        tick = time.perf_counter()
+        stream.accept_waveform(audio[start : start + CHUNK], SR)
+        latencies.append((time.perf_counter() - tick) * 1000)
+    return {"rtf": (time.perf_counter() - started) / (len(audio) / SR), **percentiles(latencies)}
+
+
+def batched(rec, audio, n_streams) -> dict:
+    """n streams, each starting at its own offset into `audio`, stepped together per 160 ms."""
+    streams = [rec.create_stream() for _ in range(n_streams)]
+    offsets = [(i * 7919) % len(audio) for i in range(n_streams)]
+    looped = np.concatenate([audio, audio])
+    latencies = []
+    started = time.perf_counter()
+    for start in range(0, len(audio), CHUNK):
+        tick = time.perf_counter()
+        for stream, offset in zip(streams, offsets):
+            stream.feed(looped[offset + start : offset + start + CHUNK], SR)
+        rec.decode_streams(streams)
+        latencies.append((time.perf_counter() - tick) * 1000)
+    wall = time.perf_counter() - started
+    return {"streams": n_streams, "rtf_per_stream": wall / (len(audio) / SR) / n_streams, **percentiles(latencies)}
+
+
+def best_ms(call, repeats=7, number=20) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(number):
+            call()
+        times.append((time.perf_counter() - started) / number * 1000)
+    return min(times)
+
+
+@torch.no_grad()
+def step_vs_chunk(rec, frames_per_call=(1, 2, 3, 4, 8)) -> list[dict]:
+    """Cost of T encoder frames through the backend as T one-frame calls and as one T-frame call."""
+    stream = rec.create_stream()
+    config = rec.model.config.features
+    width = rec.backend.analysis(np.zeros(config.win_length, np.float32), config).shape[-1]
+    rows = []
+    for frames in frames_per_call:
+        x = torch.randn(1, SUBSAMPLING * frames, width) * 0.1
+        one = torch.tensor([1])
+        piece = x[:, :SUBSAMPLING]
+
+        def steps():
+            state = stream.state
+            for _ in range(frames):
+                _, state = rec.backend(piece, state, one)
+
+        rows.append({"frames": frames, "steps_ms": best_ms(steps),
+                     "chunk_ms": best_ms(lambda: rec.backend(x, stream.state, torch.tensor([frames])))})
+    return rows
+
+
+def matmul_gflops() -> float:
+    """Single-thread float32 matrix-multiply rate (512 x 512 x 512), GFLOP/s."""
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    return 2 * 512**3 / (best_ms(lambda: a @ b) / 1000) / 1e9
+
+
+@torch.no_grad()
+def multiply_adds_per_second(model) -> float:
+    """Multiply-adds of the encoder and heads for one second of audio (matmuls and convolutions,
+    as torch's FLOP counter counts them), through one 160 ms chunk at a time."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    features = torch.randn(1, SUBSAMPLING * 4, model.config.encoder.n_mels)
+    with FlopCounterMode(display=False) as counter:
+        encoded, _ = model.encoder(features, model.initial_state(1))
+        for head in ("head", "ctc_head"):
+            if hasattr(model, head):
+                getattr(model, head)(encoded)
+    return counter.get_total_flops() / 2 / 0.16
+
+
+def onnx_profile(rec, seconds=5.0) -> list[tuple[str, float]]:
+    """Share of the ONNX chunk function's node time per operator type (160 ms chunks)."""
+    import onnxruntime as ort
+
+    from streamssm.runtime.graphs import CHUNK
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.enable_profiling = 1, 1, True
+    options.profile_file_prefix = str(HERE / "speed_profile")
+    session = ort.InferenceSession(str(rec.backend.folder / CHUNK), options, providers=["CPUExecutionProvider"])
+    feeds = {"features": np.random.default_rng(0).standard_normal((1, 16, rec.model.config.encoder.n_mels), np.float32)}
+    feeds.update((f"state.{i}", t.numpy()) for i, t in enumerate(rec.backend.initial_state().tensors()))
+    for _ in range(int(seconds / 0.16)):
+        session.run(None, feeds)
+    trace = Path(session.end_profiling())
+    per_op: dict[str, float] = {}
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] = per_op.get(event["args"]["op_name"], 0) + event["dur"]
+    trace.unlink()
+    total = sum(per_op.values())
+    return sorted(((op, t / total) for op, t in per_op.items()), key=lambda x: -x[1])[:8]
+
+
+def peers(audio, quick) -> dict:
+    """RTF of each installed peer on the same audio; why the others did not run."""
+    import asr_peers
+    import kws_peers
+
+    makers = {
+        "microwakeword (alexa)": lambda: kws_peers.MicroWakeWord(["alexa"]),
+        "openwakeword (alexa)": lambda: kws_peers.OpenWakeWord(["alexa"], kws_peers.OWW_DIR),
+        "pocketsphinx": lambda: asr_peers.PocketSphinx(160, "set"),
+        "whisper-tiny.en": asr_peers.WhisperTiny,
+    }
+    results = {}
+    clip = audio[: (10 if quick else 60) * SR]
+    for name, make in makers.items():
+        try:
+            engine = make()
+        except SystemExit as error:  # the peer modules exit with the install command
+            results[name] = {"skipped": str(error)}
+            continue
+        started = time.perf_counter()
+        if hasattr(engine, "fire_times"):
+            engine.fire_times(clip)
+        else:  # a recogniser: 10 s utterances, as a user would hand them over
+            for start in range(0, len(clip), 10 * SR):
+                engine.transcribe(clip[start : start + 10 * SR])
+        results[name] = {"rtf": (time.perf_counter() - started) / (len(clip) / SR)}
+        print(name, results[name], flush=True)
+    return results
+
+
+def run(args) -> dict:
+    torch.set_num_threads(1)
+    seconds = 10.0 if args.quick else 120.0
+    audio = speech(seconds)
+    report = {"date": date.today().isoformat(), "command": "python " + " ".join(sys.argv), "machine": describe(),
+              "torch": torch.__version__, "load_average_start": os.getloadavg(), "models": {}}
+    for name in args.models:
+        folder = resolve_model_dir(name)
+        entry = report["models"][name] = {"folder": str(folder)}
+        for backend in BACKENDS:
+            rec = StreamingRecognizer.from_pretrained(folder, backend=backend)
+            one_stream(rec, audio[: 5 * SR])  # warm-up
+            row = entry[backend] = {"one_stream": one_stream(rec, audio)}
+            if rec.model.kind == "kws":
+                row["one_stream"]["rtf_per_keyword"] = row["one_stream"]["rtf"] / len(rec.keywords)
+            short = audio[: int((4 if args.quick else 16) * SR)]
+            row["batched"] = [batched(rec, short, n) for n in (BATCHES[:2] if args.quick else BATCHES)]
+            row["step_vs_chunk"] = step_vs_chunk(rec)
+            if backend == "onnx":
+                row["profile"] = onnx_profile(rec, 2.0 if args.quick else 10.0)
+            print(name, backend, json.dumps(row["one_stream"]), flush=True)
+        model = StreamingRecognizer.from_pretrained(folder, backend="torch").model
+        entry["parameters"] = sum(p.numel() for p in model.parameters())
+        entry["multiply_adds_per_audio_s"] = multiply_adds_per_second(model)
+    report["matmul_gflops_1_thread"] = matmul_gflops()
+    report["peers"] = peers(audio, args.quick)
+    report["load_average_end"] = os.getloadavg()
+    return report
+
+
+def markdown(r) -> str:
+    gflops = r["matmul_gflops_1_thread"]
+    lines = ["# Inference speed", "",
+             f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, load average "
+             f"{tuple(round(x, 2) for x in r['load_average_start'])} at the start, "
+             f"{tuple(round(x, 2) for x in r['load_average_end'])} at the end. One thread everywhere; 160 ms "
+             "chunks of real read speech through StreamingRecognizer (front end, model and decoding).", "",
+             "## One stream", "",
+             "| model | backend | RTF | per keyword | chunk p50 | chunk p99 | target |", "|---|---|---|---|---|---|---|"]
+    for name, entry in r["models"].items():
+        target = TARGETS.get(f"{name}_rtf")
+        for backend in BACKENDS:
+            row = entry[backend]["one_stream"]
+            per_keyword = f"{row['rtf_per_keyword']:.5f}" if "rtf_per_keyword" in row else ""
+            verdict = "" if target is None else f"{target} ({'met' if row['rtf'] <= target else 'not met'})"
+            lines.append(f"| {name} | {backend} | {row['rtf']:.4f} | {per_keyword} | {row['p50_ms']:.2f} ms | "
+                         f"{row['p99_ms']:.2f} ms | {verdict} |")
+    lines += ["", "## Batched streams (decode_streams, 160 ms chunks)", "",
+              "| model | backend | streams | RTF per stream | batch step p50 | p99 |", "|---|---|---|---|---|---|"]
+    for name, entry in r["models"].items():
+        for backend in BACKENDS:
+            for row in entry[backend]["batched"]:
+                lines.append(f"| {name} | {backend} | {row['streams']} | {row['rtf_per_stream']:.5f} | "
+                             f"{row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms |")
+    lines += ["", f"Target for 64 kws streams: <= {TARGETS['kws_64_streams_rtf']} per stream.", "",
+              "## Step form or blocked scan, by encoder frames per call", "",
+              "T frames as T one-frame calls (recurrence form) vs one call of T frames (scan), best of 7, ms. "
+              "The backends take the one-frame form only for T = 1.", "",
+              "| model | backend | T | T x step | one chunk |", "|---|---|---|---|---|"]
+    for name, entry in r["models"].items():
+        for backend in BACKENDS:
+            for row in entry[backend]["step_vs_chunk"]:
+                lines.append(f"| {name} | {backend} | {row['frames']} | {row['steps_ms']:.3f} | {row['chunk_ms']:.3f} |")
+    lines += ["", "## Distance from the arithmetic", "",
+              f"Single-thread float32 matrix multiply on this CPU: {gflops:.1f} GFLOP/s (512 x 512 x 512).", "",
+              "| model | parameters | multiply-adds per s of audio | arithmetic-only RTF | onnx RTF | ratio |",
+              "|---|---|---|---|---|---|"]
+    for name, entry in r["models"].items():
+        limit = 2 * entry["multiply_adds_per_audio_s"] / (gflops * 1e9)
+        rtf = entry["onnx"]["one_stream"]["rtf"]
+        lines.append(f"| {name} | {entry['parameters']:,} | {entry['multiply_adds_per_audio_s'] / 1e6:.1f} M | "
+                     f"{limit:.5f} | {rtf:.4f} | {rtf / limit:.1f}x |")
+    lines += ["", "Where the ONNX chunk function's node time goes (160 ms chunks, share per operator type):", ""]
+    for name, entry in r["models"].items():
+        shares = ", ".join(f"{op} {share:.0%}" for op, share in entry["onnx"]["profile"])
+        lines.append(f"- {name}: {shares}")
+    lines += ["", "## Peers (same run, same audio, one thread)", "", "| engine | RTF |", "|---|---|"]
+    for name, result in r["peers"].items():
+        lines.append(f"| {name} | {result['rtf']:.4f} |" if "rtf" in result else f"| {name} | not run: {result['skipped']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short measurements (smoke test), speed_quick.*")
+    parser.add_argument("--models", nargs="+", default=["kws", "asr"])
+    args = parser.parse_args(argv)
+    report = run(args)
+    suffix = "_quick" if args.quick else ""
+    (HERE / f"speed{suffix}.json").write_text(json.dumps(report, indent=1))
+    (HERE / f"speed{suffix}.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
