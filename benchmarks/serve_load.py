@@ -29,6 +29,7 @@ import random
 import resource
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import date
@@ -97,9 +98,12 @@ class ServerProcess:
     def __init__(self, *args: str):
         self.process = subprocess.Popen([sys.executable, "-m", "streamssm.serve", "--port", "0", *args],
                                         stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
-        line = self.process.stderr.readline()
-        if not line.startswith("serving"):
-            raise RuntimeError(f"the server did not start: {line}{self.process.stderr.read()}")
+        before = []  # warnings, if any, come before the line the server prints once it listens
+        while not (line := self.process.stderr.readline()).startswith("serving"):
+            if not line:
+                raise RuntimeError(f"the server did not start: {''.join(before)}")
+            before.append(line)
+        threading.Thread(target=self.process.stderr.read, daemon=True).start()  # a full pipe would block it
         self.http = line.split(" on ")[1].split()[0]
         self.peak_rss_mb = 0.0
 

@@ -5,6 +5,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -13,8 +14,6 @@ from streamssm.audio import read_audio
 from streamssm.data.splits import real_kws_split, real_split
 from streamssm.recognizer import StreamingRecognizer
 from virtual_mic import REPO
-
-START_TIMEOUT_S = 180  # loading a model on a busy 2-core machine
 
 
 def free_port() -> int:
@@ -29,10 +28,12 @@ def running(module: str, *args: str):
     server = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, text=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        line = server.stderr.readline()  # the server prints it once it listens
-        if not line.startswith("serving"):
-            server.kill()
-            pytest.fail(f"{module} did not start: {line}{server.stderr.read()}")
+        before = []  # warnings, if any, come before the line the server prints once it listens
+        while not (line := server.stderr.readline()).startswith("serving"):
+            if not line:
+                pytest.fail(f"{module} did not start: {''.join(before)}")
+            before.append(line)
+        threading.Thread(target=server.stderr.read, daemon=True).start()  # a full pipe would block it
         yield line.strip()
     finally:
         server.terminate()
@@ -40,7 +41,6 @@ def running(module: str, *args: str):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-        server.stderr.close()
 
 
 def padded(audio: np.ndarray, rate: int = 16000) -> np.ndarray:
