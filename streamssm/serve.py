@@ -271,8 +271,10 @@ def parse_args(argv=None):
 async def main_async(args) -> None:
     recognizers, decode_loop = decode_loop_of(args)
     server = Server(recognizers, decode_loop, args.max_connections, args.idle_timeout)
+    # No keepalive pings: a connection whose reading is paused (its queue full) would miss the
+    # pongs and be dropped; a client gone silent is closed by --idle-timeout instead.
     async with serve(server.handle, args.host, args.port, process_request=server.process_request,
-                     max_size=args.max_message_bytes) as listening:
+                     max_size=args.max_message_bytes, ping_interval=None) as listening:
         host, port = listening.sockets[0].getsockname()[:2]
         print(f"serving {args.model} ({server.recognizer.model.kind}) on http://{host}:{port}/ "
               f"(WebSocket ws://{host}:{port}/)", file=sys.stderr, flush=True)
