@@ -9,19 +9,20 @@ read offline and the same audio fed as a stream give the same samples.
 from __future__ import annotations
 
 import numbers
+import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile
 import soxr
-import torch
 
 SAMPLE_RATE = 16000  # Hz: what the models take, and the default rate of every resampling
 
 _INT_SCALES = {np.dtype(np.int16): 1.0 / 32768, np.dtype(np.int32): 1.0 / 2**31}
 _ACCEPTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), *_INT_SCALES)
-_ACCEPTED_TORCH_DTYPES = (torch.float32, torch.float64, torch.int16, torch.int32)
 _ACCEPTED = "float32/float64 in [-1, 1], int16 or int32"
+FLOAT_PEAK_LIMIT = 4.0  # float samples beyond this are not audio in [-1, 1] (int16 values as floats, say)
+MAX_CHANNELS = 64  # a second dimension larger than this is a (channels, frames) array, not channels
 
 
 def as_mono_float32(chunk, *, downmix: bool = False) -> np.ndarray:
@@ -30,11 +31,13 @@ def as_mono_float32(chunk, *, downmix: bool = False) -> np.ndarray:
     `chunk` is a numpy array or torch tensor (any device): 1-D (mono) or 2-D (frames, channels).
     Floats are taken as they are, int16 is scaled by 1/32768 and int32 by 1/2**31. Several channels
     are averaged only when `downmix=True`; otherwise they raise `ValueError`. Other dtypes or shapes
-    raise `TypeError`/`ValueError`, and so does NaN or Inf. A contiguous float32 1-D chunk is
-    returned as it is, without a copy.
+    raise `TypeError`/`ValueError`, and so do NaN or Inf, float samples beyond +-FLOAT_PEAK_LIMIT
+    and a (channels, frames) array. A contiguous float32 1-D chunk is returned as it is, without
+    a copy.
     """
-    if isinstance(chunk, torch.Tensor):
-        if chunk.dtype not in _ACCEPTED_TORCH_DTYPES:
+    torch = sys.modules.get("torch")  # not imported here: a tensor exists only once torch is
+    if torch is not None and isinstance(chunk, torch.Tensor):
+        if chunk.dtype not in (torch.float32, torch.float64, torch.int16, torch.int32):
             raise TypeError(f"audio chunk has dtype {chunk.dtype}; accepted: {_ACCEPTED}")
         chunk = chunk.detach().cpu().numpy()
     elif not isinstance(chunk, np.ndarray):
@@ -46,6 +49,11 @@ def as_mono_float32(chunk, *, downmix: bool = False) -> np.ndarray:
     if chunk.ndim not in (1, 2) or (chunk.ndim == 2 and chunk.shape[1] == 0):
         raise ValueError(
             f"audio chunk has shape {chunk.shape}; expected (frames,) or (frames, channels)"
+        )
+    if chunk.ndim == 2 and chunk.shape[1] > MAX_CHANNELS:
+        raise ValueError(
+            f"audio chunk has shape {chunk.shape}, which reads as {chunk.shape[1]} channels; pass "
+            "(frames, channels), e.g. chunk.T for a (channels, frames) array"
         )
     if chunk.ndim == 2 and chunk.shape[1] != 1 and not downmix:
         raise ValueError(
@@ -59,8 +67,15 @@ def as_mono_float32(chunk, *, downmix: bool = False) -> np.ndarray:
         samples = samples * np.float32(scale)
     if samples.ndim == 2:
         samples = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
-    if scale is None and not np.isfinite(samples).all():
-        raise ValueError("audio chunk contains NaN or Inf samples")
+    if scale is None and samples.size:
+        peak = float(np.abs(samples).max())  # NaN if any sample is NaN
+        if not np.isfinite(peak):
+            raise ValueError("audio chunk contains NaN or Inf samples")
+        if peak > FLOAT_PEAK_LIMIT:
+            raise ValueError(
+                f"float audio reaches {peak:g}; float samples must be in [-1, 1] (int16 values "
+                "stored as floats: divide by 32768, or pass the int16 array)"
+            )
     return np.ascontiguousarray(samples)
 
 
@@ -99,15 +114,21 @@ class StreamingResampler:
         return self._soxr.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
-def read_audio(path, sample_rate=SAMPLE_RATE) -> np.ndarray:
-    """Read any file soundfile can open as mono float32 at `sample_rate` (channels averaged)."""
+def open_audio(path) -> soundfile.SoundFile:
+    """A sound file opened for reading; FileNotFoundError or OSError naming it if it cannot be."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
-        samples, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
+        return soundfile.SoundFile(path)
     except soundfile.SoundFileError as err:
         raise OSError(f"cannot read audio file {path}: {err}") from err
+
+
+def read_audio(path, sample_rate=SAMPLE_RATE) -> np.ndarray:
+    """Read any file soundfile can open as mono float32 at `sample_rate` (channels averaged)."""
+    with open_audio(path) as sound:
+        samples, file_rate = sound.read(dtype="float32", always_2d=True), sound.samplerate
     resampler = StreamingResampler(file_rate, sample_rate)
     mono = as_mono_float32(samples, downmix=True)
     return np.concatenate([resampler.process(mono), resampler.flush()])

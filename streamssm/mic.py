@@ -7,17 +7,18 @@ Examples:
   python -m streamssm.mic --list-devices
   python -m streamssm.mic --device pulse --keywords alexa computer --threshold 0.6
   python -m streamssm.mic --input recording.flac --fast --json
+
+Ctrl-C (or SIGTERM) stops listening; the events of the audio heard so far are reported first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 
-import torch
-
-from .recognizer import StreamingRecognizer
 from .sources import MicrophoneSource, MicrophoneUnavailable, file_chunks, list_input_devices
 
 
@@ -56,10 +57,10 @@ def print_event(event, as_json: bool):
 
 
 def run(args) -> int:
-    torch.set_num_threads(args.threads)
-    options = {name: value for name, value in (("keywords", args.keywords), ("thresholds", args.threshold))
-               if value is not None}
-    recognizer = StreamingRecognizer.from_pretrained(args.model, **options)
+    from .recognizer import StreamingRecognizer  # loads torch: not needed for --help or --list-devices
+
+    recognizer = StreamingRecognizer.from_pretrained(args.model, keywords=args.keywords, thresholds=args.threshold,
+                                                     threads=args.threads)
     transcribing = recognizer.model.kind == "asr"
     stream = recognizer.create_stream()
     if args.input:
@@ -72,16 +73,15 @@ def run(args) -> int:
         print(f"listening to {label} {task} (Ctrl-C to stop)", file=sys.stderr)
     detections = 0
     try:
-        for chunk, rate in source:
-            for event in stream.accept_waveform(chunk, rate):
-                print_event(event, args.json)
-                detections += event.kind != "partial"
+        for event in stream.run(source):
+            print_event(event, args.json)
+            detections += event.kind != "partial"
     except KeyboardInterrupt:
         pass
     finally:
         if isinstance(source, MicrophoneSource):
             source.close()
-    for event in stream.finish():
+    for event in stream.finish():  # after an interrupt; nothing if the source had ended
         print_event(event, args.json)
         detections += event.kind != "partial"
     overflows = getattr(source, "overflows", 0)
@@ -91,14 +91,23 @@ def run(args) -> int:
     return 0
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)  # stopped by a service manager or `kill`: as Ctrl-C
     try:
         if args.list_devices:
             print(list_input_devices())
             return 0
         return run(args)
-    except MicrophoneUnavailable as error:
+    except BrokenPipeError:  # the reader went away (`... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        print("error: the output was closed before the end", file=sys.stderr)
+        return 1
+    except (MicrophoneUnavailable, OSError, ValueError) as error:  # FileNotFoundError is an OSError
         print(f"error: {error}", file=sys.stderr)
         return 2
 

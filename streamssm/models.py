@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -228,12 +229,19 @@ def save_model(model: nn.Module, folder) -> Path:
 def load_model(name_or_path, device="cpu") -> nn.Module:
     """Load a bundled model by name ("kws") or a model folder, in eval mode."""
     folder = resolve_model_dir(name_or_path)
-    values = json.loads((folder / "config.json").read_text())
+    try:
+        values = json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{folder / 'config.json'} is not valid JSON ({error})") from error
     kind = values.pop("type")
     if kind not in MODEL_TYPES:
         raise ValueError(f"{folder}/config.json: unknown model type {kind!r} (known: {sorted(MODEL_TYPES)})")
     model_class, config_class = MODEL_TYPES[kind]
     config = config_class.from_dict(values)
     model = model_class.from_folder(config, folder) if hasattr(model_class, "from_folder") else model_class(config)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    weights = folder / "model.safetensors"
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (OSError, SafetensorError, RuntimeError) as error:  # RuntimeError: weights of another shape
+        raise ValueError(f"cannot load the weights {weights}: {error}") from error
     return model.to(device).eval()

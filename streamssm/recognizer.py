@@ -18,8 +18,13 @@ fixed-size state per stream.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import torch
 
+from .audio import as_mono_float32, check_sample_rate
 from .decoding.endpoint import EndpointConfig
 from .decoding.keywords import KeywordDecoding
 from .decoding.speech import SpeechDecoding
@@ -30,6 +35,7 @@ from .nn.encoder import EncoderState
 from .runtime import create_backend
 
 DECODINGS = {"kws": KeywordDecoding, "asr": SpeechDecoding}
+PIECE_S = 10.0  # longer input goes through the front end and the model in pieces of this length
 
 
 class Stream:
@@ -38,7 +44,7 @@ class Stream:
     def __init__(self, recognizer: StreamingRecognizer):
         self.recognizer = recognizer
         self.frontend = FrontEnd(recognizer.model.config.features, SUBSAMPLING, recognizer.backend.analysis)
-        self.state = recognizer.backend.initial_state()
+        self.state = recognizer.start_state
         self.decoding_state = recognizer.decoding.new_stream()
         self.pending: list[torch.Tensor] = []  # feature frames fed but not decoded yet
         self.finished = False
@@ -53,28 +59,54 @@ class Stream:
         return sum(f.shape[0] for f in self.pending)
 
     def feed(self, chunk, sample_rate: int, *, downmix: bool = False) -> None:
-        """Buffer the features of a chunk for the next decode; bad input raises, changing nothing."""
+        """Buffer the features of a chunk for the next decode; bad input raises, changing nothing.
+
+        A long chunk goes through the front end in pieces of PIECE_S seconds (bounded memory).
+        """
         if self.finished:
             raise RuntimeError("this stream is finished; create a new one")
-        frames = self.frontend.accept(chunk, sample_rate, downmix=downmix)
-        if frames.shape[0]:
-            self.pending.append(frames)
+        samples = as_mono_float32(chunk, downmix=downmix)
+        step = max(1, round(check_sample_rate(sample_rate) * PIECE_S))
+        for start in range(0, max(1, samples.size), step):
+            frames = self.frontend.accept(samples[start : start + step], sample_rate)
+            if frames.shape[0]:
+                self.pending.append(frames)
 
     def accept_waveform(self, chunk, sample_rate: int, *, downmix: bool = False) -> list[Event]:
         """Feed a chunk (float in [-1, 1] or int16, any rate) and return the events it completed."""
         self.feed(chunk, sample_rate, downmix=downmix)
         return self.recognizer.decode_streams([self])[0]
 
+    def run(self, chunks) -> Iterator[Event]:
+        """The events of a whole source: each (chunk, sample_rate) of `chunks` fed in turn, then
+        `finish()`. Events come as soon as their chunk is decoded."""
+        for chunk, sample_rate in chunks:
+            yield from self.accept_waveform(chunk, sample_rate)
+        yield from self.finish()
+
     def finish(self) -> list[Event]:
-        """Flush the end of the input and return the last events; the stream then takes no more audio."""
+        """Flush the end of the input and return the last events; the stream then takes no more audio.
+
+        The decoding's `edge_silence_s` of silence goes through the model first, so that what was
+        said just before the end is still reported (a model decides a little after the audio).
+        """
         if self.finished:
             return []
+        rate, silence_s = self.frontend.sample_rate, self.recognizer.decoding.edge_silence_s
+        if rate and silence_s:
+            self.feed(np.zeros(round(rate * silence_s), np.float32), rate)
         tail = self.frontend.finish()
         if tail.shape[0]:
             self.pending.append(tail)
         events = self.recognizer.decode_streams([self])[0] + self.recognizer.decoding.flush(self.decoding_state)
         self.finished = True
         return events
+
+    def take_pending(self, limit: int) -> torch.Tensor:
+        """Remove and return up to `limit` of the fed feature frames."""
+        frames = self.pending[0] if len(self.pending) == 1 else torch.cat(self.pending)
+        self.pending = [frames[limit:]] if frames.shape[0] > limit else []
+        return frames[:limit]
 
 
 class StreamingRecognizer:
@@ -89,15 +121,26 @@ class StreamingRecognizer:
       max_symbols_per_frame: the transducer's tokens per encoder frame at most.
     None takes the model's config; an option of the other kind of model raises ValueError.
 
+    threads: the CPU threads torch (or ONNX Runtime) uses while this recognizer decodes (for
+    torch: set for each decode and restored after). Streaming decodes small chunks, which one
+    thread does fastest and without competing with the rest of the program; None leaves the
+    runtime's own setting.
+
     backend: what runs the model's chunk function (`runtime`): "torch" (the reference), "onnx"
     (ONNX Runtime on the files of `python -m streamssm.export`, in `model_dir`), or None: ONNX
     when onnxruntime is installed and `model_dir` has files of these weights, else torch.
+
+    A keyword spotter's streams start as if after `edge_silence_s` of silence and hear as much
+    again when they finish, so a keyword at either end of a recording is heard as in a live stream.
     """
 
     def __init__(self, model, device=None, *, keywords: list[str] | None = None,
                  thresholds: float | dict[str, float] | None = None, search: str | None = None,
                  endpoint: EndpointConfig | dict | None = None, max_symbols_per_frame: int | None = None,
-                 backend: str | None = "torch", model_dir=None):
+                 threads: int | None = 1, backend: str | None = "torch", model_dir=None):
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {threads}")
+        self.threads = threads
         self.model = model.eval()
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
@@ -109,8 +152,9 @@ class StreamingRecognizer:
             raise ValueError(f"unknown option(s) {wrong} for a {model.kind} model "
                              f"(its options: {', '.join(options[model.kind])})")
         self.decoding = DECODINGS[model.kind](model, **options[model.kind])
-        self.backend = create_backend(backend, model, model_dir, self.decoding.head, self.device)
+        self.backend = create_backend(backend, model, model_dir, self.decoding.head, self.device, threads)
         self.backend.attach(self.decoding)
+        self.start_state = self._state_after_silence(self.decoding.edge_silence_s)
 
     @classmethod
     def from_pretrained(cls, name_or_path="kws", device=None, backend: str | None = None,
@@ -133,19 +177,47 @@ class StreamingRecognizer:
     def create_stream(self) -> Stream:
         return Stream(self)
 
+    @contextmanager
+    def _threads(self):
+        previous = torch.get_num_threads()
+        if self.threads is not None and self.threads != previous:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != previous:
+                torch.set_num_threads(previous)
+
+    @torch.no_grad()
+    def _state_after_silence(self, seconds: float) -> EncoderState:
+        """The encoder state of a stream that has heard `seconds` of digital silence: where every
+        stream starts (states are never changed in place, so streams share it)."""
+        state, config = self.backend.initial_state(), self.model.config.features
+        frames = SUBSAMPLING * round(seconds / config.frame_s)
+        if frames:
+            silence = self.backend.analysis(np.zeros((frames - 1) * config.hop_length + config.win_length, np.float32),
+                                            config)
+            with self._threads():
+                _, state = self.backend(silence[None].to(self.device), state, torch.tensor([frames // SUBSAMPLING]))
+        return state
+
     @torch.no_grad()
     def decode_streams(self, streams: list[Stream]) -> list[list[Event]]:
-        """Decode the fed audio of all streams as one batch; returns each stream's new events."""
-        ready = [s for s in streams if s.pending]
-        new_events = {}
-        if ready:
-            features = [torch.cat(s.pending) for s in ready]
-            lengths = torch.tensor([f.shape[0] // SUBSAMPLING for f in features])
-            batch = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
-            state = EncoderState.stack([s.state for s in ready])
-            outputs, state = self.backend(batch, state, lengths)
-            events = self.decoding.decode(outputs, lengths, [s.decoding_state for s in ready])
-            for stream, stream_state, stream_events in zip(ready, state.unbind(), events):
-                stream.state, stream.pending = stream_state, []
-                new_events[id(stream)] = stream_events
-        return [new_events.get(id(s), []) for s in streams]
+        """Decode the fed audio of all streams as one batch; returns each stream's new events.
+
+        Audio fed in long chunks is decoded in pieces of at most PIECE_S seconds (bounded memory).
+        """
+        new_events = {id(s): [] for s in streams}
+        limit = SUBSAMPLING * max(1, round(PIECE_S / self.model.config.features.frame_s))
+        with self._threads():
+            while ready := [s for s in streams if s.pending]:
+                features = [s.take_pending(limit) for s in ready]
+                lengths = torch.tensor([f.shape[0] // SUBSAMPLING for f in features])
+                batch = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
+                state = EncoderState.stack([s.state for s in ready])
+                outputs, state = self.backend(batch, state, lengths)
+                events = self.decoding.decode(outputs, lengths, [s.decoding_state for s in ready])
+                for stream, stream_state, stream_events in zip(ready, state.unbind(), events):
+                    stream.state = stream_state
+                    new_events[id(stream)] += stream_events
+        return [new_events[id(s)] for s in streams]

@@ -8,7 +8,8 @@ import queue
 import time
 
 import numpy as np
-import soundfile
+
+from .audio import open_audio
 
 _DEVICE_HELP = (
     "Check the input devices with --list-devices and choose one with --device, "
@@ -118,12 +119,17 @@ class MicrophoneSource:
 
 
 def file_chunks(path, block_ms=40, realtime=False):
-    """Yield ``(chunk, sample_rate)`` from a sound file at its own rate, channels averaged.
+    """``(chunk, sample_rate)`` pairs of a sound file at its own rate, channels averaged.
 
-    With ``realtime=True`` each chunk is yielded when its last sample would have been
-    recorded by a live microphone, paced against a monotonic clock so delays do not add up.
+    The file is opened at once (an unreadable one raises OSError naming it). With
+    ``realtime=True`` each chunk comes when its last sample would have been recorded by a live
+    microphone, paced against a monotonic clock so delays do not add up.
     """
-    with soundfile.SoundFile(path) as sound:
+    return _file_blocks(open_audio(path), block_ms, realtime)
+
+
+def _file_blocks(sound, block_ms, realtime):
+    with sound:
         rate = sound.samplerate
         frames_done = 0
         started = time.monotonic()

@@ -104,3 +104,17 @@ def test_read_audio_errors_name_the_path(tmp_path):
     garbage.write_text("not audio")
     with pytest.raises(OSError, match="garbage.wav"):
         read_audio(garbage)
+
+
+def test_float_audio_far_outside_the_unit_range_raises():
+    as_mono_float32(np.array([0.0, 1.5, -1.2], np.float32))  # a little overshoot is audio
+    with pytest.raises(ValueError, match=r"reaches 12000.*\[-1, 1\].*32768"):
+        as_mono_float32(np.array([0.0, 12000.0, -3.0], np.float32))
+
+
+def test_a_channels_first_array_is_named_as_such():
+    channels_first = np.zeros((2, 14640), np.float32)
+    for downmix in (False, True):
+        with pytest.raises(ValueError, match=r"\(2, 14640\).*\(frames, channels\).*chunk\.T"):
+            as_mono_float32(channels_first, downmix=downmix)
+    assert as_mono_float32(channels_first.T, downmix=True).shape == (14640,)

@@ -1,5 +1,6 @@
 """python -m streamssm.mic end to end: the shipped model hears a real recording played into a
-virtual microphone (PulseAudio -> PortAudio -> sounddevice) and reports what it reports on the file."""
+virtual microphone (PulseAudio -> PortAudio -> sounddevice) and reports what it reports on the file;
+a keyword that ends a file is reported; ordinary mistakes give one-line errors; --help needs no torch."""
 
 import json
 import signal
@@ -10,7 +11,7 @@ import time
 import numpy as np
 import soundfile
 
-from streamssm.audio import read_audio
+from streamssm.audio import loud_span, read_audio
 from streamssm.data.splits import real_kws_split
 from virtual_mic import REPO, virtual_mic  # noqa: F401 (fixture)
 
@@ -51,7 +52,7 @@ def test_microphone_hears_what_the_file_path_hears(virtual_mic, tmp_path, shared
         time.sleep(1.0)  # the input stream is started right after that line
         assert virtual_mic.play(path).wait(timeout=30) == 0
         time.sleep(1.0)  # the last blocks are still on their way
-        listener.send_signal(signal.SIGINT)
+        listener.send_signal(signal.SIGTERM)  # as Ctrl-C; SIGINT is ignored in a background job
         out, errors = listener.communicate(timeout=30)
     finally:
         listener.kill()
@@ -59,3 +60,42 @@ def test_microphone_hears_what_the_file_path_hears(virtual_mic, tmp_path, shared
     detections = [line.split()[3] for line in out.splitlines() if " keyword " in line]
     assert detections == ["alexa"], out + errors
     assert "input overflow(s)" in errors
+
+
+def test_a_keyword_that_ends_the_file_is_reported(tmp_path, shared_data):
+    clip = next(u for u in real_kws_split("wwb")["eval"] if u.keyword == "alexa")
+    audio = read_audio(clip.audio)
+    path = tmp_path / "ends_with_alexa.wav"
+    soundfile.write(path, audio[: loud_span(audio, 40)[1]], 16000)  # cut right after the word
+    assert [e["text"] for e in run_on_file(path)] == ["alexa"]
+
+
+def one_line_error(*args, stdout=subprocess.PIPE):
+    done = subprocess.run([*MIC, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, cwd=REPO)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
+def test_ordinary_mistakes_give_one_line_errors(tmp_path):
+    (tmp_path / "noise.wav").write_text("not a sound file")
+    assert "noise.wav" in one_line_error("--input", str(tmp_path / "noise.wav"))
+    assert "missing.flac" in one_line_error("--input", str(tmp_path / "missing.flac"))
+    assert "no model 'nope'" in one_line_error("--model", "nope", "--input", str(tmp_path / "noise.wav"))
+    assert "unknown keywords ['hello']" in one_line_error("--keywords", "hello", "--input", str(tmp_path / "noise.wav"))
+    assert "must be in (0, 1]" in one_line_error("--threshold", "1.5", "--input", str(tmp_path / "noise.wav"))
+
+
+def test_a_closed_pipe_ends_with_one_line(shared_data):
+    clip = next(u for u in real_kws_split("wwb")["eval"] if u.keyword == "alexa")
+    reader = subprocess.Popen(["head", "-c", "0"], stdin=subprocess.PIPE)
+    reader.wait(timeout=30)  # the reader is gone before anything is written
+    assert "output was closed" in one_line_error("--input", str(clip.audio), "--fast", "--json", stdout=reader.stdin)
+
+
+def test_help_does_not_load_torch():
+    probe = ("import sys\nfrom streamssm import mic\ntry:\n    mic.main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "False", done.stdout + done.stderr

@@ -30,3 +30,16 @@ def test_wheel_carries_the_models_and_loads_them(tmp_path):
     assert loaded.returncode == 0, loaded.stderr
     module_file, keywords = loaded.stdout.split()
     assert module_file.startswith(str(tmp_path / "site")) and int(keywords) == 30
+
+
+def test_imports_from_the_folder_that_holds_a_clone_named_streamssm(tmp_path):
+    """`git clone .../streamssm` then `python` beside it: the clone folder (no __init__.py) must not
+    hide the installed package (an editable install must put the repository on sys.path, as
+    scripts/install.sh does with editable_mode=compat)."""
+    (tmp_path / "streamssm").symlink_to(REPO, target_is_directory=True)
+    probe = "import streamssm; from streamssm import StreamingRecognizer; print(streamssm.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().endswith("__init__.py")

@@ -1,6 +1,9 @@
 """StreamingRecognizer and streams: chunking does not change events, batches equal single streams,
 state size is fixed, options and bad input are checked."""
 
+import re
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,7 @@ import torch
 from streamssm.audio import read_audio
 from streamssm.models import KWSConfig, KWSModel, load_model, save_model
 from streamssm.nn.encoder import EncoderConfig
-from streamssm.recognizer import StreamingRecognizer
+from streamssm.recognizer import PIECE_S, StreamingRecognizer
 from stream_helpers import alone_and_batched, events_of
 
 KEYWORDS = ["alexa", "computer", "yes"]
@@ -86,3 +89,44 @@ def test_bad_input_is_rejected_and_changes_nothing(model_dir, speech):
     assert events_of(dirty, speech, [len(speech)]) == events_of(clean, speech, [len(speech)])
     with pytest.raises(RuntimeError, match="finished"):
         dirty.accept_waveform(speech[:100], 16000)
+
+
+def encoder_calls(model):
+    """Records (torch threads, feature frames) of every encoder call of `model`."""
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, out: calls.append((torch.get_num_threads(), args[0].shape[1])))
+    return calls
+
+
+def test_decoding_runs_on_one_thread_and_restores_the_callers_setting(model_dir, speech):
+    rec = StreamingRecognizer.from_pretrained(model_dir)
+    calls, before = encoder_calls(rec.model), torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        events_of(rec.create_stream(), speech, [4000] * (len(speech) // 4000 + 1))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert calls and {threads for threads, _ in calls} == {1}
+    with pytest.raises(ValueError, match="threads"):
+        StreamingRecognizer.from_pretrained(model_dir, threads=0)
+
+
+def test_a_long_chunk_is_decoded_in_bounded_pieces(model_dir, speech):
+    rec = StreamingRecognizer.from_pretrained(model_dir)
+    long = np.tile(speech, int(60 * 16000 / len(speech)) + 1)  # over a minute in one chunk
+    calls = encoder_calls(rec.model)
+    whole = events_of(rec.create_stream(), long, [len(long)])
+    frame_s = rec.model.config.features.frame_s
+    assert len(calls) > 6 and max(frames for _, frames in calls) * frame_s / 4 <= PIECE_S
+    chunked = events_of(rec.create_stream(), long, [16000] * (len(long) // 16000 + 1))
+    assert [(e.text, e.end) for e in whole] == [(e.text, e.end) for e in chunked]
+
+
+@pytest.mark.parametrize("broken", ["model.safetensors", "config.json"])
+def test_a_corrupt_model_file_is_named(model_dir, tmp_path, broken):
+    copy = tmp_path / "kws"
+    shutil.copytree(model_dir, copy)
+    (copy / broken).write_bytes((copy / broken).read_bytes()[:100])
+    with pytest.raises(ValueError, match=re.escape(str(copy / broken))):
+        load_model(copy)

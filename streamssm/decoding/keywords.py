@@ -97,6 +97,10 @@ class KeywordDecoding:
     keywords or a dict per keyword, each in (0, 1] (default: the model's calibrated ones).
     """
 
+    # silence the model hears before a stream starts and after it ends: the model decides up to
+    # this late after a keyword, and it was evaluated (and its thresholds set) with this around clips
+    edge_silence_s = 0.5
+
     def __init__(self, model, keywords: list[str] | None = None, thresholds: float | dict[str, float] | None = None):
         self.model, config = model, model.config
         unknown = set(keywords or ()) - set(config.keywords)

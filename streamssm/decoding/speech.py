@@ -38,6 +38,8 @@ class SpeechDecoding:
     frame. None takes the model's config.
     """
 
+    edge_silence_s = 0.0  # no silence is added before or after a stream
+
     def __init__(self, model, search: str | None = None, endpoint: EndpointConfig | dict | None = None,
                  max_symbols_per_frame: int | None = None):
         self.model, config = model, model.config
