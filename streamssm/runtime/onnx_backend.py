@@ -46,18 +46,18 @@ class Sessions:
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        sha, self.sessions = weights_sha256(self.folder), {}
+        sha, self.sessions, self.input_names = weights_sha256(self.folder), {}, {}
         for name in graph_files(model):
             session = ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
             if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != sha:
                 raise RuntimeError(f"{self.folder / name} was exported from other weights than "
                                    f"{self.folder}/model.safetensors; re-export: python -m streamssm.export {self.folder}")
             self.sessions[name] = session
+            self.input_names[name] = [i.name for i in session.get_inputs()]
 
     def run(self, name: str, inputs: list[np.ndarray]) -> list[torch.Tensor]:
-        session = self.sessions[name]
-        feeds = {i.name: x for i, x in zip(session.get_inputs(), inputs)}
-        return [torch.from_numpy(x) for x in session.run(None, feeds)]
+        feeds = dict(zip(self.input_names[name], inputs))
+        return [torch.from_numpy(x) for x in self.sessions[name].run(None, feeds)]
 
 
 class OnnxTransducerNet:
@@ -115,7 +115,7 @@ class OnnxBackend:
     def __call__(self, frames: torch.Tensor, state: BatchedState, lengths: torch.Tensor):
         """frames (b, 4T, win_length) padded, state of b streams, lengths (b,) in encoder frames."""
         frames = frames_log_mel(frames.cpu(), self.model.config.features, torch.float32)
-        groups = lengths.unique()
+        groups = lengths if len(lengths) == 1 else lengths.unique()
         if len(groups) == 1:
             return self._run(frames[:, : int(groups[0]) * SUBSAMPLING], state)
         outputs, parts, order = None, [], []
