@@ -3,7 +3,8 @@
 The streams' front ends return the samples of each frame; their log-mel is computed for the whole
 batch at once with a float32 FFT (features.frames_log_mel). Streams with the same number of new
 encoder frames run as one batch; a call of one frame runs step.onnx, longer ones chunk.onnx in
-pieces of at most `max_frames` frames. A transducer's search
+pieces of at most `max_frames` frames (two one-frame calls already cost more than one call of two
+frames, for both shipped models: the step/chunk table of benchmarks/speed.py). A transducer's search
 gets the decoder step and joiner from decoder_step.onnx and joiner.onnx (OnnxTransducerNet). States
 stay torch tensors sharing memory with numpy, so the recognizer stacks and splits them as it does
 for the PyTorch backend.
