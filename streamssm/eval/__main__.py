@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import asr, kws
+from ..extras import MissingPiece
 from .sets import NAMED_SETS
 
 KWS_HELP = """Recall, false alarms per hour, latency, DET plot and RTF of a KWS model.
@@ -75,6 +75,8 @@ def parse_args(argv=None):
 
 
 def run_asr(args) -> int:
+    from . import asr  # its modules come with the eval extra
+
     try:
         recognizer = asr.load_recognizer(args.model, args.search)
         sets = asr.load_sets(args.sets, args.limit)
@@ -89,8 +91,16 @@ def run_asr(args) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.task == "asr":
-        return run_asr(args)
+    try:
+        return run_asr(args) if args.task == "asr" else run_kws(args)
+    except MissingPiece as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_kws(args) -> int:
+    from . import kws  # its modules come with the eval extra
+
     report = kws.evaluate(args.model, args.positives, args.negatives, args.out, args.chunk_ms)
     print(kws.summary_table(report))
     return 0

@@ -22,13 +22,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import torch
 from tqdm import tqdm
-from whisper_normalizer.english import EnglishTextNormalizer
 
 from ..audio import read_audio
+from ..extras import require
 from ..data.manifest import Utterance
 from ..recognizer import StreamingRecognizer
 from .sets import speech_set
@@ -37,7 +36,8 @@ MODES = ("streaming", "offline")
 TAIL_S = 2.0  # silence after the endpoint's trailing silence, for a late final
 FRAME_S = 0.01  # frames of the speech-span energy rule
 
-_english = EnglishTextNormalizer()
+jiwer = require("jiwer")
+_english = require("whisper_normalizer.english").EnglishTextNormalizer()
 
 
 def normalise(text: str) -> str:
@@ -230,10 +230,10 @@ def summary_table(report) -> str:
 
 
 def plot_wer(report, path):
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     names, modes = list(report["sets"]), report["modes"]
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(names), 4))

@@ -23,6 +23,7 @@ from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
 from ..data.text import number_to_words, spell_numbers
 from ..decoding.keywords import KeywordDecoding, KeywordDetector, words_of
+from ..extras import require
 from ..features import SUBSAMPLING, FrontEnd
 from ..models import load_model, resolve_model_dir
 from ..recognizer import StreamingRecognizer
@@ -196,10 +197,10 @@ def single_thread_rtf(model, audio: np.ndarray, chunk_ms: int) -> float:
 
 
 def plot_det(points, shipped, path):
-    import matplotlib
+    matplotlib = require("matplotlib")
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name in points[0]["miss_rate"]:
