@@ -13,6 +13,7 @@ Recorded per run:
   does not give; must be 0;
 - latency: the server's own p50/p99 from a chunk's arrival to its events being ready to send (GET
   /info), and the p99 over clients of the time from sending {"eof": true} to receiving {"type": "eof"};
+- streams per step: how many streams the server decoded together on average (GET /info);
 - the server process's peak RSS and its CPU use (cores busy on average over the run);
 - real time: the server keeps up when its p99 chunk-to-events latency is under REALTIME_P99_S;
   the table names the largest N tried that stays real time. Flood runs report throughput instead:
@@ -153,7 +154,7 @@ def run_one(model: str, batch: int, n: int, realtime: bool, audio: np.ndarray, w
            "events_lost": sum(lost_events(got, want) for got, _ in results),
            "latency_p50_ms": 1000 * latency["p50"], "latency_p99_ms": 1000 * latency["p99"],
            "eof_p99_ms": 1000 * float(np.percentile([lag for _, lag in results], 99)),
-           "peak_rss_mb": server.peak_rss_mb, "cpu_cores": cpu_s / wall_s, "wall_s": wall_s,
+           "streams_per_round": info["streams_per_round"], "peak_rss_mb": server.peak_rss_mb, "cpu_cores": cpu_s / wall_s, "wall_s": wall_s,
            "audio_s_per_s": n * len(audio) / SR / wall_s}
     row["real_time"] = realtime and latency["p99"] < REALTIME_P99_S
     print(json.dumps(row), flush=True)
@@ -162,10 +163,11 @@ def run_one(model: str, batch: int, n: int, realtime: bool, audio: np.ndarray, w
 
 def table(rows: list[dict]) -> str:
     lines = ["| model | decoding | mode | clients | events lost | p50 / p99 chunk to events (ms) | p99 eof (ms) "
-             "| peak RSS (MB) | CPU (cores) | audio s per s | real time |", "|" + "---|" * 11]
+             "| streams per step | peak RSS (MB) | CPU (cores) | audio s per s | real time |", "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['model']} | {r['decoding']} | {r['mode']} | {r['clients']} | {r['events_lost']} "
                      f"| {r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f} | {r['eof_p99_ms']:.0f} "
+                     f"| {r['streams_per_round']:.1f} "
                      f"| {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} | {r['audio_s_per_s']:.0f} "
                      f"| {'yes' if r['real_time'] else '-' if r['mode'] == 'flood' else 'no'} |")
     lines.append("")

@@ -147,7 +147,7 @@ class DecodeLoop:
         self.sessions: set[Session] = set()
         self._ready: set[Session] = set()  # sessions with audio or a finish waiting
         self.latencies: deque[float] = deque(maxlen=100_000)  # seconds from a chunk's arrival to its events
-        self.rounds = 0
+        self.rounds = self.streams_decoded = self.largest_batch = 0
         self._wake = asyncio.Event()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="streamssm-decode")
 
@@ -165,9 +165,10 @@ class DecodeLoop:
         self._ready.discard(session)
 
     def stats(self) -> dict:
-        """Open sessions, decode rounds so far and the chunk-to-events latency percentiles."""
+        """Open sessions, decode rounds so far, streams per round, chunk-to-events latency percentiles."""
         latency = np.percentile(self.latencies, [50, 99]).tolist() if self.latencies else [None, None]
-        return {"sessions": len(self.sessions), "rounds": self.rounds,
+        return {"sessions": len(self.sessions), "rounds": self.rounds, "largest_batch": self.largest_batch,
+                "streams_per_round": self.streams_decoded / self.rounds if self.rounds else None,
                 "latency_s": {"p50": latency[0], "p99": latency[1], "chunks": len(self.latencies)}}
 
     async def run_until_stopped(self) -> None:
@@ -192,7 +193,8 @@ class DecodeLoop:
             for (session, _, arrivals, finishing), result in zip(work, results):
                 self.latencies.extend(done - arrived for arrived in arrivals)
                 session.deliver(result, finishing)
-            self.rounds += 1
+            self.rounds, self.streams_decoded = self.rounds + 1, self.streams_decoded + len(work)
+            self.largest_batch = max(self.largest_batch, len(work))
 
     async def _collect(self) -> list[Session]:
         """Sessions with work, oldest audio first: as soon as the batch is full or max_wait_ms after

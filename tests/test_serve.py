@@ -128,6 +128,8 @@ def test_streams_decoded_together_equal_each_decoded_alone(server, clips, kws_re
         assert (code, reason) == (1000, "end of stream")
         assert same_events(received, want), (received, want)
     assert [m["text"] for m in results[0][0][:-1]] == ["alexa"]  # the real recording was heard
+    info = json.load(urllib.request.urlopen(server["http"] + "info", timeout=TIMEOUT_S))
+    assert info["largest_batch"] >= 2, info  # streams were decoded together
 
 
 BAD_INPUT = {  # name: (settings message or None, messages, close code, words of the reason)
