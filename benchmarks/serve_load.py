@@ -14,7 +14,8 @@ Recorded per run:
 - latency: the server's own p50/p99 from a chunk's arrival to its events being ready to send (GET
   /info), and the p99 over clients of the time from sending {"eof": true} to receiving {"type": "eof"};
 - streams per step: how many streams the server decoded together on average (GET /info);
-- the server process's peak RSS and its CPU use (cores busy on average over the run);
+- the server process's RSS before the clients connect and its peak during the run; its CPU use (cores busy
+  on average over the run);
 - real time: the server keeps up when its p99 chunk-to-events latency is under REALTIME_P99_S;
   the table names the largest N tried that stays real time. Flood runs report throughput instead:
   seconds of audio decoded per second of wall time, all clients together.
@@ -113,11 +114,13 @@ class ServerProcess:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / 100  # utime + stime in clock ticks of 10 ms
 
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
     async def sample_rss(self) -> None:
         while True:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
-            self.peak_rss_mb = max(self.peak_rss_mb, kb / 1024)
+            self.peak_rss_mb = max(self.peak_rss_mb, self.rss_mb())
             await asyncio.sleep(0.25)
 
     def info(self) -> dict:
@@ -143,7 +146,7 @@ def run_one(model: str, batch: int, n: int, realtime: bool, audio: np.ndarray, w
     args = ["--model", model, "--max-batch-size", str(batch), "--max-connections", str(n + 10)]
     server = ServerProcess(*args, *([] if realtime else ["--max-ahead-s", "inf"]))
     try:
-        cpu_before = server.cpu_s()
+        cpu_before, rss_before = server.cpu_s(), server.rss_mb()
         results, wall_s = asyncio.run(load(server, n, audio, realtime))
         cpu_s, info = server.cpu_s() - cpu_before, server.info()
     finally:
@@ -154,7 +157,7 @@ def run_one(model: str, batch: int, n: int, realtime: bool, audio: np.ndarray, w
            "events_lost": sum(lost_events(got, want) for got, _ in results),
            "latency_p50_ms": 1000 * latency["p50"], "latency_p99_ms": 1000 * latency["p99"],
            "eof_p99_ms": 1000 * float(np.percentile([lag for _, lag in results], 99)),
-           "streams_per_round": info["streams_per_round"], "peak_rss_mb": server.peak_rss_mb, "cpu_cores": cpu_s / wall_s, "wall_s": wall_s,
+           "streams_per_round": info["streams_per_round"], "rss_before_mb": rss_before, "peak_rss_mb": server.peak_rss_mb, "cpu_cores": cpu_s / wall_s, "wall_s": wall_s,
            "audio_s_per_s": n * len(audio) / SR / wall_s}
     row["real_time"] = realtime and latency["p99"] < REALTIME_P99_S
     print(json.dumps(row), flush=True)
@@ -163,12 +166,12 @@ def run_one(model: str, batch: int, n: int, realtime: bool, audio: np.ndarray, w
 
 def table(rows: list[dict]) -> str:
     lines = ["| model | decoding | mode | clients | events lost | p50 / p99 chunk to events (ms) | p99 eof (ms) "
-             "| streams per step | peak RSS (MB) | CPU (cores) | audio s per s | real time |", "|" + "---|" * 12]
+             "| streams per step | RSS idle / peak (MB) | CPU (cores) | audio s per s | real time |", "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['model']} | {r['decoding']} | {r['mode']} | {r['clients']} | {r['events_lost']} "
                      f"| {r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f} | {r['eof_p99_ms']:.0f} "
                      f"| {r['streams_per_round']:.1f} "
-                     f"| {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} | {r['audio_s_per_s']:.0f} "
+                     f"| {r['rss_before_mb']:.0f} / {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} | {r['audio_s_per_s']:.0f} "
                      f"| {'yes' if r['real_time'] else '-' if r['mode'] == 'flood' else 'no'} |")
     lines.append("")
     for model in dict.fromkeys(r["model"] for r in rows):
