@@ -20,9 +20,8 @@ import numpy as np
 import soxr
 import torch
 
-from ..audio import read_audio
+from ..audio import SAMPLE_RATE as SR, read_audio
 
-SR = 16000
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg")
 
 

@@ -30,9 +30,9 @@ import numpy as np
 import soundfile
 import soxr
 
+from ..audio import SAMPLE_RATE as SR
 from .text import transcript
 
-SR = 16000
 ENGINE_PACKAGES = {
     "espeak": "Debian espeak-ng", "flite": "Debian flite",
     "festival": "Debian festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu festlex-poslex",

@@ -6,8 +6,24 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from ..events import Event
+
+
+def moving_average(posteriors: torch.Tensor, frames: int, before: torch.Tensor | None = None) -> torch.Tensor:
+    """The keyword posteriors' smoothing, shared by the detector, the training loss and threshold
+    calibration: each frame of `posteriors` (..., T, K) averaged with the up to `frames` - 1 frames
+    before it in its stream, which are the last rows of `before` (..., n, K) and then `posteriors`'
+    own (fewer at the start of a stream). Causal, differentiable, the same however a stream is cut."""
+    if before is None:
+        before = posteriors[..., :0, :]
+    known = min(before.shape[-2], frames - 1)
+    before = before[..., before.shape[-2] - known :, :]
+    rows = F.pad(torch.cat([before, posteriors], -2), (0, 0, frames - 1 - known, 0))
+    counts = (torch.arange(posteriors.shape[-2], device=posteriors.device) + known + 1).clamp(max=frames)
+    return rows.unfold(-2, frames, 1).sum(-1) / counts[:, None]
 
 
 def words_of(text: str) -> str:
@@ -40,7 +56,8 @@ class KeywordDetector:
         self.refractory_frames = round(refractory_s / frame_s)
         self.patience = patience
         self.time_offset = time_offset  # audio time at the end of frame 0
-        self.window = np.zeros((smoothing_frames, len(self.keywords)), np.float32)  # a ring of recent frames
+        self.smoothing_frames = smoothing_frames
+        self.recent = np.zeros((smoothing_frames - 1, len(self.keywords)), np.float32)  # the last frames, newest last
         self.frames_seen = 0
         self.last_fired = -(10**9)
         self.candidate = None  # (keyword index, score, frame) of the peak being followed
@@ -48,7 +65,7 @@ class KeywordDetector:
 
     @property
     def nbytes(self) -> int:
-        return self.window.nbytes + self.armed.nbytes + 40
+        return self.recent.nbytes + self.armed.nbytes + 40
 
     @property
     def report_delay_s(self) -> float:
@@ -60,12 +77,14 @@ class KeywordDetector:
 
     def accept(self, posteriors) -> list[Event]:
         """posteriors (T, K): per-frame keyword probabilities (filler excluded)."""
-        events = []
-        size = self.window.shape[0]
-        for p in np.asarray(posteriors, np.float32):
+        events, posteriors = [], np.asarray(posteriors, np.float32)
+        before = self.recent[len(self.recent) - min(self.frames_seen, len(self.recent)) :]
+        smoothed_frames = moving_average(torch.from_numpy(posteriors), self.smoothing_frames, torch.from_numpy(before))
+        if len(self.recent):
+            rows = np.concatenate([before, posteriors])[-len(self.recent) :]
+            self.recent[len(self.recent) - len(rows) :] = rows
+        for smoothed in smoothed_frames.numpy():
             frame, self.frames_seen = self.frames_seen, self.frames_seen + 1
-            self.window[frame % size] = p
-            smoothed = self.window.sum(0) / min(self.frames_seen, size)
             above = smoothed >= self.thresholds
             self.armed |= ~above
             above &= self.report & self.armed

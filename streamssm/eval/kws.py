@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio import loud_span, read_audio
+from ..audio import SAMPLE_RATE as SR, loud_span, read_audio
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
 from ..data.text import number_to_words, spell_numbers
@@ -29,7 +29,6 @@ from ..models import load_model, resolve_model_dir
 from ..recognizer import StreamingRecognizer
 from .sets import asterisk_prompts
 
-SR = 16000
 PAD = np.zeros(SR // 2, np.float32)  # silence around each positive clip, as in a live stream
 REPORT_SLACK_S = 0.5  # a keyword said at an utterance's end may be reported in the pause after it
 SWEEP = np.round(np.concatenate([np.arange(0.05, 0.95, 0.05), np.arange(0.95, 1.0, 0.01)]), 3)

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..audio import loud_span, read_audio
+from ..audio import SAMPLE_RATE as SR, loud_span, read_audio
 from ..data.augment import Augmenter
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
-from ..decoding.keywords import words_of
-from ..features import FrontEnd, log_mel
+from ..decoding.keywords import moving_average, words_of
+from ..features import SUBSAMPLING, FeatureConfig, FrontEnd, log_mel
 from ..models import KWSConfig, KWSModel, save_model
 from ..nn.encoder import EncoderConfig
 from .common import (
@@ -39,8 +38,6 @@ from .common import (
     setup_distributed,
 )
 
-SR = 16000
-HOP, WIN, SUB = 160, 400, 4
 
 DEFAULT_KEYWORDS = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
@@ -182,16 +179,17 @@ class ExampleMaker:
         return self.augmenter(audio), label, end
 
 
-def frame_of_sample(sample: int) -> int:
+def frame_of_sample(sample: int, features: FeatureConfig = FeatureConfig()) -> int:
     """The first encoder frame whose input reaches `sample`."""
-    return max(0, -(-(sample - (SUB - 1) * HOP - WIN) // (SUB * HOP)))
+    span, period = (round(s * features.sample_rate) for s in (features.frame_span_s, features.frame_s))
+    return max(0, -(-(sample - span) // period))
 
 
 def make_batch(maker: ExampleMaker, rng, batch_size: int):
     examples = [maker.make(rng) for _ in range(batch_size)]
     feats = [log_mel(audio) for audio, *_ in examples]
-    feats = [f[: f.shape[0] // SUB * SUB] for f in feats]
-    lengths = torch.tensor([f.shape[0] // SUB for f in feats])
+    feats = [f[: f.shape[0] // SUBSAMPLING * SUBSAMPLING] for f in feats]
+    lengths = torch.tensor([f.shape[0] // SUBSAMPLING for f in feats])
     batch = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     labels = torch.tensor([label for _, label, _ in examples])
     ends = torch.tensor([frame_of_sample(end) for _, _, end in examples])
@@ -211,7 +209,7 @@ def kws_loss(logits, lengths, labels, ends, before: int, after: int, smoothing: 
     filler = valid & ~window
     filler_loss = -(logp[..., 0] * filler).sum() / filler.sum().clamp(min=1)
     keyword_p = logp.gather(2, labels[:, None, None].expand(-1, logits.shape[1], 1)).exp()  # (b, T, 1)
-    smoothed = F.avg_pool1d(F.pad(keyword_p.transpose(1, 2), (smoothing - 1, 0)), smoothing, 1)[:, 0]
+    smoothed = moving_average(keyword_p, smoothing)[..., 0]
     best = smoothed.clamp(min=1e-8).log().masked_fill(~window, -1e4).max(1).values
     has_window = window.any(1)
     keyword_loss = -(best * has_window).sum() / has_window.sum().clamp(min=1)
@@ -252,11 +250,12 @@ def collect_data(config: KWSTrainConfig, cache_dir: Path) -> tuple[ClipPools, di
 @torch.no_grad()
 def negative_peaks(model, pools: ClipPools):
     """Streams the calibration clips through the model, one after another as one stream; per
-    keyword, the peak smoothed posterior of each clip, and the hours streamed."""
+    keyword, the peak smoothed posterior of each clip (smoothed as the detector does, across the
+    clips' boundaries), and the hours streamed."""
     frontend, state = FrontEnd(model.config.features), model.initial_state()
     smoothing = model.config.smoothing_frames
     peaks = {k: [] for k in model.config.keywords}
-    samples = 0
+    samples, before = 0, None
     for i in tqdm(pools.calibration, desc="calibrating on held-back negatives", unit="clip"):
         audio = np.concatenate([pools.bank[i], np.zeros(4000, np.float32)])
         samples += len(audio)
@@ -264,10 +263,9 @@ def negative_peaks(model, pools: ClipPools):
         if features.shape[0] == 0:
             continue
         logits, state = model(features[None], state)
-        if logits.shape[1] < smoothing:
-            continue
-        posteriors = logits.softmax(-1)[0, :, 1:].T[None]  # (1, K, T)
-        smoothed = F.avg_pool1d(posteriors, smoothing, 1).amax(-1)[0]
+        posteriors = logits.softmax(-1)[0, :, 1:]  # (T, K)
+        smoothed = moving_average(posteriors, smoothing, before).amax(0)
+        before = posteriors if before is None else torch.cat([before, posteriors])[-smoothing:]
         for k, value in zip(model.config.keywords, smoothed.tolist()):
             peaks[k].append(value)
     return peaks, samples / SR / 3600
