@@ -1,4 +1,4 @@
-"""Text normalisation and the sentencepiece tokenizer of ASR models.
+"""The sentencepiece tokenizer of ASR models (on `text.normalize_text`'s words).
 
     tokenizer = Tokenizer.train(texts, vocab_size=256)   # unigram (or "bpe") on normalised texts
     ids = tokenizer.encode("Hello, world!")              # [..] ids of "hello world"
@@ -12,27 +12,17 @@ Neither ever comes out of `encode`.
 from __future__ import annotations
 
 import io
-import re
-import unicodedata
 from pathlib import Path
 
 import sentencepiece
 import torch
 
+from .text import normalize_text
+
 BLANK_ID = 0
 UNK_ID = 1
 TOKENIZER_FILE = "tokenizer.model"
 WORD_START = "\u2581"  # sentencepiece's word-boundary mark
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase words of letters and inner apostrophes, single-spaced; anything else separates words.
-
-    Accents are dropped ("café" -> "cafe"); digits are dropped too, so numbers must be spelled
-    out before this (the data side does that).
-    """
-    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'")).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.findall(r"[a-z]+(?:'[a-z]+)*", text))
 
 
 class Tokenizer:

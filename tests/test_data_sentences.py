@@ -5,7 +5,8 @@ import soundfile
 
 from streamssm.data import sentences, streams, voices
 from streamssm.data.manifest import read_manifest
-from streamssm.data.text import transcript, write_text
+from streamssm.data.text import write_text
+from streamssm.text import normalize_text
 
 TEXT = {"train": ["The cat sat on the mat today.", "A dog ran far away from home.", "Birds sing in the trees."],
         "heldout": ["Rain fell on the quiet town.", "Nobody came to the party late."]}
@@ -16,8 +17,8 @@ def test_corpus_splits_and_resumes(tmp_path):
     summary = sentences.generate(tmp_path, train_sentences=3, heldout_sentences=2, workers=1)
     assert summary["train"][0] == 3 and summary["heldout"][0] == 2
     train, heldout = read_manifest(tmp_path / "train" / "manifest.jsonl"), read_manifest(tmp_path / "heldout" / "manifest.jsonl")
-    assert {u.text for u in train} == {transcript(t) for t in TEXT["train"]}
-    assert {u.text for u in heldout} == {transcript(t) for t in TEXT["heldout"]}
+    assert {u.text for u in train} == {normalize_text(t) for t in TEXT["train"]}
+    assert {u.text for u in heldout} == {normalize_text(t) for t in TEXT["heldout"]}
     train_voices = {tuple(u.speaker.split(":")[:2]) for u in train}
     heldout_voices = {tuple(u.speaker.split(":")[:2]) for u in heldout}
     assert train_voices <= set(voices.sentence_voices("train")) and heldout_voices <= set(voices.sentence_voices("heldout"))

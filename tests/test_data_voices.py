@@ -7,7 +7,7 @@ import pytest
 
 from streamssm.data import voices
 from streamssm.data.engines import SR, engine_missing, synthesize, synthesize_with_words
-from streamssm.data.text import transcript
+from streamssm.text import normalize_text
 
 SENTENCE = "The quick brown fox jumped over the lazy dog's back."
 ONE_VOICE = {"espeak": "en-gb+m3", "flite": "kal16", "festival": "kal_diphone", "piper": "joe", "hibari": "heart",
@@ -29,7 +29,7 @@ def test_word_times(engine, voice):
     if reason := engine_missing(engine):
         pytest.skip(reason)
     audio, words = synthesize_with_words(engine, voice, SENTENCE, 1.0, 50)
-    assert [w for w, _, _ in words] == transcript(SENTENCE).split()
+    assert [w for w, _, _ in words] == normalize_text(SENTENCE).split()
     starts = [s for _, s, _ in words]
     assert starts == sorted(starts) and all(s <= e for _, s, e in words)
     assert words[-1][2] <= len(audio) / SR + 0.01

@@ -31,7 +31,7 @@ import soundfile
 import soxr
 
 from ..audio import SAMPLE_RATE as SR
-from .text import transcript
+from ..text import normalize_text
 
 ENGINE_PACKAGES = {
     "espeak": "Debian espeak-ng", "flite": "Debian flite",
@@ -145,7 +145,7 @@ def _words_at(text: str, starts: dict[int, float], ends: dict[int, float] | None
     """[word, start, end] for every transcript word of `text`, given start times by word index (and
     end times, else each word ends at its last loud 10 ms frame before the next word); None if any
     word has no time."""
-    words = transcript(text).split()
+    words = normalize_text(text).split()
     if sorted(starts) != list(range(len(words))):
         return None
     if ends is None:
@@ -298,7 +298,7 @@ class _Festival:
                     rows[-1][0], rows[-1][2] = rows[-1][0] + name, max(rows[-1][2], float(end))
                 else:
                     rows.append([name, float(start), float(end)])
-        if [transcript(name) for name, _, _ in rows] != transcript(text).split():
+        if [normalize_text(name) for name, _, _ in rows] != normalize_text(text).split():
             return audio, None
         return audio, _words_at(text, {i: row[1] for i, row in enumerate(rows)},
                                 {i: row[2] for i, row in enumerate(rows)}, audio)

@@ -35,6 +35,14 @@ from .voices import KEYWORD_HELDOUT_VOICES as HELDOUT_VOICES
 from .voices import KEYWORD_TRAIN_VOICES as TRAIN_VOICES
 from .voices import draw_persona
 
+# the kws model's keywords: what clips are made for by default, and what KWS training learns
+DEFAULT_KEYWORDS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+    "computer", "hey computer", "alexa", "jarvis", "amelia", "athena",
+    "smart mirror", "snowboy", "view glass", "hey chatterbox",
+]
+
 CONFUSABLE_NEGATIVES = [
     "computers", "compute", "commuter", "alex", "alexander", "lexus", "hey", "hello", "athens", "amelie",
     "emilia", "jarvis cocker", "service", "stopwatch", "going", "goal", "yesterday", "nope", "know", "now",
@@ -155,8 +163,6 @@ def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negat
 
 
 def main(argv=None):
-    from ..train.kws import DEFAULT_KEYWORDS
-
     parser = argparse.ArgumentParser(prog="python -m streamssm.data keywords", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/kws_tts", help="output folder (train/ and heldout/ with manifests)")

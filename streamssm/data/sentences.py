@@ -28,7 +28,8 @@ from tqdm import tqdm
 from .augment import change_speed
 from .engines import SR, engine_missing, synthesize_with_words
 from .manifest import Utterance, read_manifest, utterance_record, write_manifest
-from .text import load_or_build_text, transcript
+from ..text import normalize_text
+from .text import load_or_build_text
 from .voices import PERSONAS_PER_VOICE, draw_persona, persona_seed, sentence_voices
 
 PEAK = 0.9
@@ -80,7 +81,7 @@ def make_sentence(job: dict) -> Utterance | None:
     temporary = path.with_suffix(".tmp.flac")
     soundfile.write(temporary, audio, SR)
     temporary.replace(path)
-    return Utterance(path, text=transcript(job["text"]), duration=len(audio) / SR, sample_rate=SR,
+    return Utterance(path, text=normalize_text(job["text"]), duration=len(audio) / SR, sample_rate=SR,
                      speaker=f"{job['engine']}:{job['voice']}:{job['persona']}", split=job["split"], words=words)
 
 

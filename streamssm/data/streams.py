@@ -25,12 +25,12 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-from ..decoding.keywords import words_of
 from .augment import Augmenter, mix_at_snr
 from .engines import SR
 from .manifest import Utterance, write_manifest
 from .sentences import check_engines, speak
-from .text import load_or_build_text, transcript
+from ..text import normalize_text, words_of
+from .text import load_or_build_text
 from .voices import PERSONAS_PER_VOICE, sentence_voices
 
 SNR_DB = (10.0, 30.0)
@@ -65,7 +65,7 @@ def make_stream(job: dict) -> Utterance:
                 continue
             pieces += [audio * 10 ** (rng.uniform(-10, 0) / 20), pause(rng)]
             filled += len(pieces[-2]) + len(pieces[-1])
-            said.append(transcript(text))
+            said.append(normalize_text(text))
         speech = np.concatenate(pieces)[:length]
         noise = Augmenter(noise_dir=job["noise_dir"], seed=job["seed"]).noise_segment(length)
         mixed = np.clip(mix_at_snr(speech, noise, rng.uniform(*SNR_DB)), -1, 1)
@@ -102,7 +102,7 @@ def generate(out, hours: float, keywords, split="heldout", file_minutes=10.0, no
 
 
 def main(argv=None):
-    from ..train.kws import DEFAULT_KEYWORDS
+    from .keyword_clips import DEFAULT_KEYWORDS
 
     parser = argparse.ArgumentParser(prog="python -m streamssm.data negatives", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

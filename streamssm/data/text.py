@@ -18,6 +18,8 @@ import subprocess
 import zlib
 from pathlib import Path
 
+from ..text import normalize_text
+
 HELDOUT_BUCKETS = 20  # crc32(transcript) % 20 == 0 is held out
 MIN_WORDS, MAX_WORDS = 3, 25
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -86,11 +88,6 @@ def spell_numbers(text: str) -> str:
     return _NUMBER.sub(spell, text)
 
 
-def transcript(text: str) -> str:
-    """The words as a recogniser should write them: lower case, letters and inner apostrophes only."""
-    return " ".join(re.findall(r"[a-z]+(?:'[a-z]+)*", text.lower().replace("-", " ")))
-
-
 def split_sentences(text: str) -> list[str]:
     """Whitespace collapsed, split after '.', '!' or '?'."""
     return re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
@@ -106,7 +103,7 @@ def clean_sentence(sentence: str) -> str | None:
     sentence = re.sub(r"\s+([,.;:!?])", r"\1", sentence)
     if not sentence or not _ALLOWED.fullmatch(sentence) or _UNREADABLE.search(sentence):
         return None
-    return sentence if MIN_WORDS <= len(transcript(sentence).split()) <= MAX_WORDS else None
+    return sentence if MIN_WORDS <= len(normalize_text(sentence).split()) <= MAX_WORDS else None
 
 
 def bible_module() -> str:
@@ -173,7 +170,7 @@ def source_sentences() -> dict[str, list[str]]:
 
 def is_heldout(sentence: str) -> bool:
     """Whether a sentence belongs to the held-out text (decided by its transcript alone)."""
-    return zlib.crc32(transcript(sentence).encode()) % HELDOUT_BUCKETS == 0
+    return zlib.crc32(normalize_text(sentence).encode()) % HELDOUT_BUCKETS == 0
 
 
 def split_text(sentences) -> dict[str, list[str]]:
@@ -181,7 +178,7 @@ def split_text(sentences) -> dict[str, list[str]]:
     seen, parts = set(), {"train": [], "heldout": []}
     for raw in sentences:
         sentence = clean_sentence(raw)
-        key = sentence and transcript(sentence)
+        key = sentence and normalize_text(sentence)
         if key and key not in seen:
             seen.add(key)
             parts["heldout" if is_heldout(sentence) else "train"].append(sentence)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,12 +22,6 @@ def moving_average(posteriors: torch.Tensor, frames: int, before: torch.Tensor |
     rows = F.pad(torch.cat([before, posteriors], -2), (0, 0, frames - 1 - known, 0))
     counts = (torch.arange(posteriors.shape[-2], device=posteriors.device) + known + 1).clamp(max=frames)
     return rows.unfold(-2, frames, 1).sum(-1) / counts[:, None]
-
-
-def words_of(text: str) -> str:
-    """Lower-case words of `text` joined by single spaces, padded with one: `words_of(k) in
-    words_of(t)` tells whether text t says keyword k as whole words."""
-    return " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
 
 
 class KeywordDetector:

@@ -26,10 +26,12 @@ from ..audio import SAMPLE_RATE as SR, loud_span, read_audio
 from ..data.augment import Augmenter
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
-from ..decoding.keywords import moving_average, words_of
+from ..data.keyword_clips import DEFAULT_KEYWORDS
+from ..decoding.keywords import moving_average
 from ..features import SUBSAMPLING, FeatureConfig, FrontEnd, log_mel
 from ..models import KWSConfig, KWSModel, save_model
 from ..nn.encoder import EncoderConfig
+from ..text import words_of
 from .common import (
     LossLog,
     cosine_lr,
@@ -37,14 +39,6 @@ from .common import (
     save_checkpoint,
     setup_distributed,
 )
-
-
-DEFAULT_KEYWORDS = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
-    "computer", "hey computer", "alexa", "jarvis", "amelia", "athena",
-    "smart mirror", "snowboy", "view glass", "hey chatterbox",
-]
 
 
 @dataclass
