@@ -1,7 +1,7 @@
-"""Audio chunk sources: a live microphone (PortAudio via sounddevice) and sound files.
+"""Audio chunk sources: a live microphone (PortAudio via sounddevice), sound files and arrays.
 
-Both yield ``(chunk, sample_rate)`` pairs, ``chunk`` a float32 mono numpy array, so the
-same streaming code runs on a microphone and on a recording (``--input FILE``).
+All yield ``(chunk, sample_rate)`` pairs, so the same streaming code (``stream.run(source)``)
+runs on a microphone, on a recording (``--input FILE``) and on audio in memory.
 """
 
 import queue
@@ -141,6 +141,11 @@ def _file_blocks(sound, block_ms, realtime):
             if realtime:
                 time.sleep(max(0.0, started + frames_done / rate - time.monotonic()))
             yield block.mean(axis=1, dtype=np.float32), rate
+
+
+def array_chunks(audio, sample_rate: int, chunk_samples: int):
+    """``(chunk, sample_rate)`` pairs of `audio` cut every `chunk_samples` samples (the last shorter)."""
+    return ((audio[start : start + chunk_samples], sample_rate) for start in range(0, len(audio), chunk_samples))
 
 
 def list_input_devices() -> str:

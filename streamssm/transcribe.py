@@ -26,15 +26,13 @@ from .events import Event
 from .features import SUBSAMPLING, FrontEnd
 from .models import SEARCHES
 from .recognizer import StreamingRecognizer
+from .sources import array_chunks
 
 
 def transcribe_streaming(recognizer: StreamingRecognizer, audio, sample_rate: int, chunk_ms: float) -> list[Event]:
     """The final events of `audio` fed to one stream in chunks of `chunk_ms`."""
-    stream, events = recognizer.create_stream(), []
-    step = max(1, round(sample_rate * chunk_ms / 1000))
-    for start in range(0, len(audio), step):
-        events += stream.accept_waveform(audio[start : start + step], sample_rate)
-    return [e for e in events + stream.finish() if e.kind == "final"]
+    chunks = array_chunks(audio, sample_rate, max(1, round(sample_rate * chunk_ms / 1000)))
+    return [e for e in recognizer.create_stream().run(chunks) if e.kind == "final"]
 
 
 @torch.no_grad()

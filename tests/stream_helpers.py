@@ -1,13 +1,12 @@
 """Feeding recognizer streams in tests: one stream in given chunk sizes, or several as one batch."""
 
+import numpy as np
+
 
 def events_of(stream, audio, sizes, rate=16000):
     """All events of `stream` fed `audio` in chunks of `sizes` samples, then finished."""
-    events, position = [], 0
-    for size in sizes:
-        events += stream.accept_waveform(audio[position : position + size], rate)
-        position += size
-    return events + stream.finish()
+    ends = np.cumsum(sizes)
+    return list(stream.run((audio[end - size : end], rate) for size, end in zip(sizes, ends)))
 
 
 def alone_and_batched(recognizer, audio, offsets, chunk=2560):

@@ -9,7 +9,7 @@ import pytest
 from streamssm import StreamingRecognizer
 from streamssm.audio import read_audio
 from streamssm.data.splits import real_kws_split
-from streamssm.sources import file_chunks
+from streamssm.sources import array_chunks, file_chunks
 from virtual_mic import REPO
 
 PAD = np.zeros(8000, np.float32)  # the audio before and after a clip: 0.5 s of silence
@@ -21,10 +21,7 @@ def recognizer():
 
 
 def detect(recognizer, audio, chunk=2560):
-    stream, events = recognizer.create_stream(), []
-    for start in range(0, len(audio), chunk):
-        events += stream.accept_waveform(audio[start : start + chunk], 16000)
-    return events + stream.finish()
+    return list(recognizer.create_stream().run(array_chunks(audio, 16000, chunk)))
 
 
 def held_out_clips(name, per_keyword, keywords):

@@ -22,11 +22,13 @@ from ..audio import SAMPLE_RATE as SR, loud_span, read_audio
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
 from ..data.text import number_to_words, spell_numbers
-from ..decoding.keywords import KeywordDecoding, KeywordDetector, words_of
+from ..decoding.keywords import KeywordDecoding, KeywordDetector
 from ..extras import require
 from ..features import SUBSAMPLING, FrontEnd
 from ..models import load_model, resolve_model_dir
 from ..recognizer import StreamingRecognizer
+from ..sources import array_chunks
+from ..text import words_of
 from .sets import asterisk_prompts
 
 PAD = np.zeros(SR // 2, np.float32)  # silence around each positive clip, as in a live stream
@@ -183,15 +185,10 @@ def operating_point(model, positives, negatives, thresholds):
 
 
 def single_thread_rtf(model, audio: np.ndarray, chunk_ms: int) -> float:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    stream = StreamingRecognizer(model).create_stream()
-    step = SR * chunk_ms // 1000
+    stream = StreamingRecognizer(model, threads=1).create_stream()
     started = time.perf_counter()
-    for start in range(0, len(audio), step):
-        stream.accept_waveform(audio[start : start + step], SR)
-    stream.finish()
-    torch.set_num_threads(threads)
+    for _ in stream.run(array_chunks(audio, SR, SR * chunk_ms // 1000)):
+        pass
     return (time.perf_counter() - started) / (len(audio) / SR)
 
 
