@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from functools import partial
 
@@ -40,6 +41,7 @@ from .pcm import pcm_to_array
 
 PORTS = {"kws": 10400, "asr": 10300}  # Home Assistant's conventions: wake word, speech to text
 ATTRIBUTION = Attribution(name="streamssm", url="")
+LINGER_S = 2.0  # how long a connection closed for bad input still takes (and drops) the client's data
 
 
 def describe(recognizers: Recognizers) -> Info:
@@ -70,7 +72,19 @@ class Handler(AsyncEventHandler):
             return await self._handle(event)
         except (TypeError, ValueError, RuntimeError) as error:  # what bad audio raises
             await self.write_event(Error(text=str(error), code="bad-input").event())
+            await self._linger()
             return False
+
+    async def _linger(self) -> None:
+        """Half-close, then discard what the client still sends for up to LINGER_S: closing with its
+        audio unread would reset the connection, and the client could lose the error event."""
+        self.writer.write_eof()
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+            await asyncio.wait_for(self._discard_input(), LINGER_S)
+
+    async def _discard_input(self) -> None:
+        while await self.reader.read(2**16):
+            pass
 
     async def _handle(self, event: Event) -> bool:
         if Describe.is_type(event.type):
