@@ -16,45 +16,6 @@ import argparse
 import json
 import sys
 
-import torch
-
-from .audio import read_audio
-from .decoding.ctc import CTCGreedySearch
-from .decoding.transcript import Transcript
-from .decoding.transducer import beam_search
-from .events import Event
-from .features import SUBSAMPLING, FrontEnd
-from .models import SEARCHES
-from .recognizer import StreamingRecognizer
-from .sources import array_chunks
-
-
-def transcribe_streaming(recognizer: StreamingRecognizer, audio, sample_rate: int, chunk_ms: float) -> list[Event]:
-    """The final events of `audio` fed to one stream in chunks of `chunk_ms`."""
-    chunks = array_chunks(audio, sample_rate, max(1, round(sample_rate * chunk_ms / 1000)))
-    return [e for e in recognizer.create_stream().run(chunks) if e.kind == "final"]
-
-
-@torch.no_grad()
-def transcribe_offline(model, audio, sample_rate: int, search: str = "transducer", beam: int = 4) -> list[Event]:
-    """`audio` as one utterance: its final event, or none if nothing was recognised."""
-    frontend = FrontEnd(model.config.features, frame_multiple=SUBSAMPLING)
-    features = torch.cat([frontend.accept(audio, sample_rate), frontend.finish()])
-    if not features.shape[0]:
-        return []
-    device = next(model.parameters()).device
-    encoded, _ = model.encoder(features[None].to(device))
-    if search == "transducer":
-        emissions, _ = beam_search(model.decoder, model.joiner, encoded[0], beam)
-    else:
-        emissions = CTCGreedySearch(model.ctc_head).run(encoded)[0][0]
-    features = model.config.features
-    transcript = Transcript(model.tokenizer, max(1, len(emissions)), features.frame_s, features.frame_span_s)
-    for token, frame, logprob in emissions:
-        transcript.append(token, frame, logprob)
-    final = transcript.event("final")
-    return [final] if final else []
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -63,7 +24,7 @@ def parse_args(argv=None):
     parser.add_argument("files", nargs="+", metavar="FILE", help="sound files (any format soundfile reads)")
     parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
     parser.add_argument("--mode", choices=("streaming", "offline"), default="streaming")
-    parser.add_argument("--search", choices=SEARCHES, help="transducer or ctc (default: the model's)")
+    parser.add_argument("--search", help="transducer or ctc (default: the model's)")
     parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")
     parser.add_argument("--beam", type=int, default=4, help="offline transducer beam size (default: 4)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, with utterances and word times")
@@ -78,10 +39,16 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    options = {"search": args.search} if args.search else {}
+    import torch  # here, not above: --help needs no model
+
+    from .audio import read_audio
+    from .decoding.speech import decode_offline
+    from .recognizer import StreamingRecognizer
+    from .sources import array_chunks
+
+    torch.set_num_threads(args.threads)  # the offline mode runs the model directly
     try:
-        recognizer = StreamingRecognizer.from_pretrained(args.model, **options)
+        recognizer = StreamingRecognizer.from_pretrained(args.model, search=args.search, threads=args.threads)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -98,10 +65,11 @@ def main(argv=None) -> int:
             failed += 1
             continue
         rate = model.config.features.sample_rate
-        if args.mode == "streaming":
-            utterances = transcribe_streaming(recognizer, audio, rate, args.chunk_ms)
+        if args.mode == "streaming":  # in chunks, as live audio: one final result per endpoint
+            chunks = array_chunks(audio, rate, max(1, round(rate * args.chunk_ms / 1000)))
+            utterances = [e for e in recognizer.create_stream().run(chunks) if e.kind == "final"]
         else:
-            utterances = transcribe_offline(model, audio, rate, args.search or model.config.search, args.beam)
+            utterances = decode_offline(model, audio, rate, recognizer.decoding.search_name, args.beam)
         text = " ".join(u.text for u in utterances)
         if args.json:
             result = {"file": str(path), "text": text, "utterances": [u.to_dict() for u in utterances]}

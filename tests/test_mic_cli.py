@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import soundfile
 
 from streamssm.audio import loud_span, read_audio
@@ -94,8 +95,9 @@ def test_a_closed_pipe_ends_with_one_line(shared_data):
     assert "output was closed" in one_line_error("--input", str(clip.audio), "--fast", "--json", stdout=reader.stdin)
 
 
-def test_help_does_not_load_torch():
-    probe = ("import sys\nfrom streamssm import mic\ntry:\n    mic.main(['--help'])\nexcept SystemExit:\n    pass\n"
-             "print('torch' in sys.modules)")
+@pytest.mark.parametrize("tool", ["mic", "transcribe"])
+def test_help_does_not_load_torch(tool):
+    probe = (f"import sys\nfrom streamssm import {tool}\ntry:\n    {tool}.main(['--help'])\nexcept SystemExit:\n"
+             "    pass\nprint('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "False", done.stdout + done.stderr

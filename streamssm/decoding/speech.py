@@ -3,14 +3,17 @@ and the endpoint rules for every stream."""
 
 from __future__ import annotations
 
+import torch
+
 from ..events import Event
+from ..features import SUBSAMPLING, FrontEnd
 from ..models import SEARCHES
 from ..nn.state import BatchedState
 from .ctc import CTCGreedySearch
 from .endpoint import EndpointConfig, EndpointDetector
 from .search import FrameSearch
 from .transcript import Transcript
-from .transducer import GreedyTransducerSearch
+from .transducer import GreedyTransducerSearch, beam_search
 
 
 class SpeechStreamState:
@@ -95,3 +98,24 @@ class SpeechDecoding:
         stream.transcript.clear()
         stream.endpoint.reset()
         return [final] if final else []
+
+
+@torch.no_grad()
+def decode_offline(model, audio, sample_rate: int, search: str = "transducer", beam: int = 4) -> list[Event]:
+    """`audio` encoded at once and searched as one utterance (beam search for the transducer,
+    greedy for CTC): its final event, or none if nothing was recognised."""
+    frontend = FrontEnd(model.config.features, frame_multiple=SUBSAMPLING)
+    features = torch.cat([frontend.accept(audio, sample_rate), frontend.finish()])
+    if not features.shape[0]:
+        return []
+    encoded, _ = model.encoder(features[None].to(next(model.parameters()).device))
+    if search == "transducer":
+        emissions, _ = beam_search(model.decoder, model.joiner, encoded[0], beam)
+    else:
+        emissions = CTCGreedySearch(model.ctc_head).run(encoded)[0][0]
+    geometry = model.config.features
+    transcript = Transcript(model.tokenizer, max(1, len(emissions)), geometry.frame_s, geometry.frame_span_s)
+    for token, frame, logprob in emissions:
+        transcript.append(token, frame, logprob)
+    final = transcript.event("final")
+    return [final] if final else []
