@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+from serve_helpers import free_port, running
 from virtual_mic import REPO
 
 
@@ -41,3 +42,10 @@ def test_a_long_stream_keeps_its_state_size():
     sizes = re.findall(r"state ([\d,]+) bytes", out)
     assert len(sizes) == 2 and len(set(sizes)) == 1, out
     assert "24 detections of 'alexa' in 2 min (24 said)" in out
+
+
+def test_a_client_of_the_websocket_server():
+    port = free_port()
+    with running("streamssm.serve", "--model", "kws", "--port", str(port)):
+        out = run_demo("server_client.py", "demos/audio/hey_computer.flac", "--url", f"ws://127.0.0.1:{port}")
+    assert re.search(r"^ +\d+\.\d\d s  keyword  hey computer$", out, re.M), out
