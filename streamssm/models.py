@@ -20,12 +20,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import JSONConfig
-from .decoding.ctc import ctc_loss
 from .decoding.endpoint import EndpointConfig
-from .decoding.transducer import Joiner, rnnt_loss
+from .decoding.losses import ctc_loss, rnnt_loss
 from .features import FeatureConfig
 from .nn.decoder import DecoderConfig, MambaDecoder
 from .nn.encoder import SUBSAMPLING, EncoderConfig, EncoderState, MambaEncoder
+from .nn.joiner import Joiner
 from .tokenizer import BLANK_ID, TOKENIZER_FILE, Tokenizer
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamssm.decoding.ctc import CTCGreedySearch, ctc_loss
+from streamssm.decoding.ctc import CTCGreedySearch
+from streamssm.decoding.losses import ctc_loss
 
 VOCAB = 6
 LABELS = [0, 3, 3, 0, 3, 2, 2, 2, 0, 0, 5, 5, 1, 4, 4, 0, 4, 4, 4, 3]  # best label of each frame

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from streamssm.decoding.transducer import GreedyTransducerSearch, Joiner, beam_search, rnnt_loss, start_state
+from streamssm.decoding.losses import rnnt_loss
+from streamssm.decoding.transducer import GreedyTransducerSearch, beam_search, start_state
+from streamssm.nn.joiner import Joiner
 from streamssm.nn.decoder import DecoderConfig, DecoderState, MambaDecoder
 from asr_helpers import tiny_asr_model
 

@@ -1,4 +1,4 @@
-"""CTC: the training loss and a streaming greedy search.
+"""CTC: a streaming greedy search (the loss is in decoding/losses.py).
 
 The greedy search emits a frame's best label when it is not blank and differs from the previous
 frame's best label. The previous frame's label is the carried state, so repeats are collapsed
@@ -8,26 +8,11 @@ across chunk boundaries exactly as within a chunk.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..nn.state import BatchedState
 from ..tokenizer import BLANK_ID
 from .search import FrameSearch
-
-
-def ctc_loss(logits, lengths, targets, target_lengths, blank: int = BLANK_ID) -> torch.Tensor:
-    """Mean over the batch of -log P(targets | input), each summed over its own frames.
-
-    logits (b, T, V) (log-softmax is taken in float32), lengths (b,) frames per row, targets
-    (b, U) padded, target_lengths (b,). An impossible row (too few frames) counts as 0.
-    """
-    if logits.dim() != 3 or targets.dim() != 2 or targets.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"need logits (b, T, V) and targets (b, U), got {tuple(logits.shape)} and {tuple(targets.shape)}")
-    log_probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(-1).transpose(0, 1)
-    total = F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=blank, reduction="sum", zero_infinity=True)
-    return total / logits.shape[0]
 
 
 class CTCSearchState(BatchedState):
