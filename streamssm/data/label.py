@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..audio import read_audio
+from ..extras import MissingPiece
 from .manifest import read_manifest, utterance_record
 from .text import spell_numbers
 
@@ -34,14 +35,14 @@ def speakers_of(manifests: list[str], split: str) -> set[str]:
 def label(manifests, out: Path, teacher_name: str, relabel: bool, min_confidence: float,
           speakers: set[str] | None = None, limit: int | None = None, threads: int = 1) -> dict:
     """Label the clips and write `out`; returns counts."""
-    from ..distill.teachers import SAMPLE_RATE, load_teacher
+    from ..distill.teachers import load_teacher
 
     clips = [u for path in manifests for u in read_manifest(path, require_label=False)
              if (relabel or not u.text) and (speakers is None or u.speaker in speakers)][:limit]
     teacher = load_teacher(teacher_name, threads=threads)
     base, records, dropped = out.resolve().parent, [], 0
     for utterance in tqdm(clips, desc=f"labelling with {teacher_name}", unit="clip"):
-        found = teacher.transcribe(read_audio(utterance.audio, SAMPLE_RATE))
+        found = teacher.transcribe(read_audio(utterance.audio, teacher.sample_rate))
         if not found.words or found.confidence < min_confidence:
             dropped += 1
             continue
@@ -76,7 +77,7 @@ def main(argv=None):
     try:
         counts = label(args.manifests, args.out, args.teacher, args.all, args.min_confidence, speakers,
                        args.limit, args.threads)
-    except (RuntimeError, ValueError) as error:
+    except (MissingPiece, RuntimeError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     print(f"{counts['labelled']} of {counts['clips']} clips labelled ({counts['dropped']} left out) -> {args.out}")
 

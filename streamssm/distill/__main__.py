@@ -31,13 +31,13 @@ def main(argv=None):
     encode.add_argument("--threads", type=int, default=1, help="teacher threads (default 1)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from ..extras import MissingPiece
     from .cache import TeacherCache
-    from .teachers import TeacherMissing
 
     clips = [clip for source in args.sources for clip in clips_of(source)]
     try:
         computed = TeacherCache(args.cache, args.teacher).build(clips, threads=args.threads)
-    except TeacherMissing as error:
+    except MissingPiece as error:
         raise SystemExit(f"error: {error}") from None
     print(f"{len(clips)} clips: {computed} encoded now, {len(clips) - computed} were stored already "
           f"({args.cache / args.teacher})")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..audio import read_audio
 from ..data.manifest import Utterance
-from .teachers import SAMPLE_RATE, load_teacher
+from .teachers import load_teacher
 
 
 class TeacherCache:
@@ -43,7 +43,7 @@ class TeacherCache:
         teacher = load_teacher(self.teacher, threads=threads)
         for path, utterance in tqdm(missing.items(), desc=f"{self.teacher} encoder outputs", unit="clip"):
             path.parent.mkdir(parents=True, exist_ok=True)
-            frames = teacher.encode(read_audio(utterance.audio, SAMPLE_RATE)).astype(np.float16)
+            frames = teacher.encode(read_audio(utterance.audio, teacher.sample_rate)).astype(np.float16)
             partial = path.with_suffix(".tmp.npy")
             np.save(partial, frames)
             partial.replace(path)

