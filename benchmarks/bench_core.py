@@ -100,11 +100,19 @@ def run_setting(args, threads):
     for streams, chunks in ((1, (40, 160, 640)), (16, (160,)), (64, (160,))):
         for chunk_ms in chunks:
             audio = speech(seconds if streams == 1 else seconds / 4)
-            for batched in ((True,) if streams == 1 else (True, False)):
+            for batched in (True,) if streams == 1 else (True, False):
                 rtf, median, p99 = stream_rtf(encoder, audio, chunk_ms, streams, batched, device, dtype)
-                rows.append(dict(threads=threads, streams=streams, chunk_ms=chunk_ms,
-                                 mode="one stream" if streams == 1 else ("batched" if batched else "separate"),
-                                 rtf_per_stream=rtf, latency_median_ms=median, latency_p99_ms=p99))
+                rows.append(
+                    dict(
+                        threads=threads,
+                        streams=streams,
+                        chunk_ms=chunk_ms,
+                        mode="one stream" if streams == 1 else ("batched" if batched else "separate"),
+                        rtf_per_stream=rtf,
+                        latency_median_ms=median,
+                        latency_p99_ms=p99,
+                    )
+                )
                 print(rows[-1], flush=True)
     return rows
 
@@ -122,18 +130,33 @@ def main():
         return
     rows = []
     for threads in (1, os.cpu_count()):  # each setting in its own process: a clean thread pool
-        cmd = [sys.executable, __file__, "--threads", str(threads), "--device", args.device, "--dtype", args.dtype,
-               "--backend", args.backend] + (["--quick"] if args.quick else [])
+        cmd = [
+            sys.executable,
+            __file__,
+            "--threads",
+            str(threads),
+            "--device",
+            args.device,
+            "--dtype",
+            args.dtype,
+            "--backend",
+            args.backend,
+        ] + (["--quick"] if args.quick else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows += json.loads(out.split("RESULT ", 1)[1])
     torch.set_num_threads(1)
     encoder = MambaEncoder(CONFIG).eval()
     curve, state_bytes = memory_over_stream(encoder, 0.05 if args.quick else 1.0, torch.device("cpu"), torch.float32)
     result = {
-        "date": date.today().isoformat(), "command": "python " + " ".join(sys.argv), "torch": torch.__version__,
-        "machine": describe(), "load_average": os.getloadavg(),
-        "parameters": sum(p.numel() for p in encoder.parameters()), "config": CONFIG.to_dict(),
-        "state_bytes_per_stream": state_bytes + FrontEnd().nbytes, "rows": rows,
+        "date": date.today().isoformat(),
+        "command": "python " + " ".join(sys.argv),
+        "torch": torch.__version__,
+        "machine": describe(),
+        "load_average": os.getloadavg(),
+        "parameters": sum(p.numel() for p in encoder.parameters()),
+        "config": CONFIG.to_dict(),
+        "state_bytes_per_stream": state_bytes + FrontEnd().nbytes,
+        "rows": rows,
         "rss_mb_per_minute": curve,
     }
     suffix = "_quick" if args.quick else ""
@@ -163,24 +186,32 @@ def plot_memory(curve, path):
 
 def report(r) -> str:
     lines = [
-        "# Streaming core benchmark", "",
+        "# Streaming core benchmark",
+        "",
         f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, "
         f"load average at the end {tuple(round(x, 2) for x in r['load_average'])}.",
         f"Encoder: {r['parameters']:,} parameters ({r['config']['n_layers']} Mamba-2 layers, d_model "
         f"{r['config']['d_model']}, d_state {r['config']['d_state']}), PyTorch path, float32, CPU.",
-        f"State per stream: {r['state_bytes_per_stream']:,} bytes (encoder caches + front-end carry), fixed.", "",
+        f"State per stream: {r['state_bytes_per_stream']:,} bytes (encoder caches + front-end carry), fixed.",
+        "",
         "| threads | streams | mode | chunk | RTF per stream | chunk latency median | p99 |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:
-        lines.append(f"| {row['threads']} | {row['streams']} | {row['mode']} | {row['chunk_ms']} ms | "
-                     f"{row['rtf_per_stream']:.4f} | {row['latency_median_ms']:.2f} ms | {row['latency_p99_ms']:.2f} ms |")
+        lines.append(
+            f"| {row['threads']} | {row['streams']} | {row['mode']} | {row['chunk_ms']} ms | "
+            f"{row['rtf_per_stream']:.4f} | {row['latency_median_ms']:.2f} ms | {row['latency_p99_ms']:.2f} ms |"
+        )
     curve = r["rss_mb_per_minute"]
-    lines += ["", f"Memory over {len(curve)} minutes of one stream: RSS {curve[0]:.1f} MB after the first minute, "
-              f"peak {max(curve):.1f} MB, last {curve[-1]:.1f} MB (growth after minute 5: "
-              f"{curve[-1] - curve[min(4, len(curve) - 1)]:+.1f} MB). Plot: core_memory.png.", "",
-              "GPU table: pending (no GPU machine in the session that wrote this file); run the command above "
-              "with `--device cuda --dtype bf16 --backend kernels` and `--backend torch` on one."]
+    lines += [
+        "",
+        f"Memory over {len(curve)} minutes of one stream: RSS {curve[0]:.1f} MB after the first minute, "
+        f"peak {max(curve):.1f} MB, last {curve[-1]:.1f} MB (growth after minute 5: "
+        f"{curve[-1] - curve[min(4, len(curve) - 1)]:+.1f} MB). Plot: core_memory.png.",
+        "",
+        "GPU table: pending (no GPU machine in the session that wrote this file); run the command above "
+        "with `--device cuda --dtype bf16 --backend kernels` and `--backend torch` on one.",
+    ]
     return "\n".join(lines) + "\n"
 
 

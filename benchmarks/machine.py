@@ -6,8 +6,10 @@ import platform
 
 def cpu_model() -> str:
     with open("/proc/cpuinfo") as info:
-        return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                    platform.processor() or "unknown CPU")
+        return next(
+            (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+            platform.processor() or "unknown CPU",
+        )
 
 
 def describe() -> str:

@@ -98,8 +98,12 @@ class ServerProcess:
     """python -m streamssm.serve with the given options; its RSS and CPU time sampled while it runs."""
 
     def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "streamssm.serve", "--port", "0", *args],
-                                        stderr=subprocess.PIPE, text=True, cwd=HERE.parent)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamssm.serve", "--port", "0", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=HERE.parent,
+        )
         before = []  # warnings, if any, come before the line the server prints once it listens
         while not (line := self.process.stderr.readline()).startswith("serving"):
             if not line:
@@ -136,8 +140,9 @@ async def load(server: ServerProcess, n: int, audio: np.ndarray, realtime: bool)
     spread = min(5.0, n / 200)
     sampler = asyncio.create_task(server.sample_rss())
     started = time.monotonic()
-    results = await asyncio.gather(*(client(url, audio.tobytes(), realtime, random.uniform(0, spread))
-                                     for _ in range(n)))
+    results = await asyncio.gather(
+        *(client(url, audio.tobytes(), realtime, random.uniform(0, spread)) for _ in range(n))
+    )
     sampler.cancel()
     return results, time.monotonic() - started
 
@@ -152,32 +157,50 @@ def run_one(model: str, batch: int, n: int, realtime: bool, audio: np.ndarray, w
     finally:
         server.stop()
     latency = info["latency_s"]
-    row = {"model": model, "decoding": next(k for k, v in BATCHES.items() if v == batch), "clients": n,
-           "mode": "real time" if realtime else "flood",
-           "events_lost": sum(lost_events(got, want) for got, _ in results),
-           "latency_p50_ms": 1000 * latency["p50"], "latency_p99_ms": 1000 * latency["p99"],
-           "eof_p99_ms": 1000 * float(np.percentile([lag for _, lag in results], 99)),
-           "streams_per_round": info["streams_per_round"], "rss_before_mb": rss_before, "peak_rss_mb": server.peak_rss_mb, "cpu_cores": cpu_s / wall_s, "wall_s": wall_s,
-           "audio_s_per_s": n * len(audio) / SR / wall_s}
+    row = {
+        "model": model,
+        "decoding": next(k for k, v in BATCHES.items() if v == batch),
+        "clients": n,
+        "mode": "real time" if realtime else "flood",
+        "events_lost": sum(lost_events(got, want) for got, _ in results),
+        "latency_p50_ms": 1000 * latency["p50"],
+        "latency_p99_ms": 1000 * latency["p99"],
+        "eof_p99_ms": 1000 * float(np.percentile([lag for _, lag in results], 99)),
+        "streams_per_round": info["streams_per_round"],
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": server.peak_rss_mb,
+        "cpu_cores": cpu_s / wall_s,
+        "wall_s": wall_s,
+        "audio_s_per_s": n * len(audio) / SR / wall_s,
+    }
     row["real_time"] = realtime and latency["p99"] < REALTIME_P99_S
     print(json.dumps(row), flush=True)
     return row
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | decoding | mode | clients | events lost | p50 / p99 chunk to events (ms) | p99 eof (ms) "
-             "| streams per step | RSS idle / peak (MB) | CPU (cores) | audio s per s | real time |", "|" + "---|" * 12]
+    lines = [
+        "| model | decoding | mode | clients | events lost | p50 / p99 chunk to events (ms) | p99 eof (ms) "
+        "| streams per step | RSS idle / peak (MB) | CPU (cores) | audio s per s | real time |",
+        "|" + "---|" * 12,
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['decoding']} | {r['mode']} | {r['clients']} | {r['events_lost']} "
-                     f"| {r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f} | {r['eof_p99_ms']:.0f} "
-                     f"| {r['streams_per_round']:.1f} "
-                     f"| {r['rss_before_mb']:.0f} / {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} | {r['audio_s_per_s']:.0f} "
-                     f"| {'yes' if r['real_time'] else '-' if r['mode'] == 'flood' else 'no'} |")
+        lines.append(
+            f"| {r['model']} | {r['decoding']} | {r['mode']} | {r['clients']} | {r['events_lost']} "
+            f"| {r['latency_p50_ms']:.0f} / {r['latency_p99_ms']:.0f} | {r['eof_p99_ms']:.0f} "
+            f"| {r['streams_per_round']:.1f} "
+            f"| {r['rss_before_mb']:.0f} / {r['peak_rss_mb']:.0f} | {r['cpu_cores']:.2f} | {r['audio_s_per_s']:.0f} "
+            f"| {'yes' if r['real_time'] else '-' if r['mode'] == 'flood' else 'no'} |"
+        )
     lines.append("")
     for model in dict.fromkeys(r["model"] for r in rows):
         for decoding in BATCHES:
-            kept = [r["clients"] for r in rows if (r["model"], r["decoding"], r["real_time"]) == (model, decoding, True)]
-            lines.append(f"- {model}, {decoding}: largest N tried that stays real time: {max(kept) if kept else 'none'}")
+            kept = [
+                r["clients"] for r in rows if (r["model"], r["decoding"], r["real_time"]) == (model, decoding, True)
+            ]
+            lines.append(
+                f"- {model}, {decoding}: largest N tried that stays real time: {max(kept) if kept else 'none'}"
+            )
     return "\n".join(lines)
 
 
@@ -201,9 +224,11 @@ def main(argv=None) -> int:
             for batch in BATCHES.values():
                 rows += [run_one(model, batch, n, realtime, audio, want) for n in counts]
     command = "python benchmarks/serve_load.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = (f"# python -m streamssm.serve under load\n\n`{command.strip()}` on {describe()}, {date.today()}.\n"
-              f"Each client streams {', '.join(f'{s:.1f} s ({m})' for m, s in seconds.items())} of real speech; "
-              f"the script's docstring says what each column measures.\n\n{table(rows)}\n")
+    report = (
+        f"# python -m streamssm.serve under load\n\n`{command.strip()}` on {describe()}, {date.today()}.\n"
+        f"Each client streams {', '.join(f'{s:.1f} s ({m})' for m, s in seconds.items())} of real speech; "
+        f"the script's docstring says what each column measures.\n\n{table(rows)}\n"
+    )
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     args.out.with_suffix(".md").write_text(report)
     print(report)

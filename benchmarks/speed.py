@@ -106,8 +106,13 @@ def step_vs_chunk(rec, frames_per_call=(1, 2, 3, 4, 8)) -> list[dict]:
             for _ in range(frames):
                 _, state = rec.backend(piece, state, one)
 
-        rows.append({"frames": frames, "steps_ms": best_ms(steps),
-                     "chunk_ms": best_ms(lambda: rec.backend(x, stream.state, torch.tensor([frames])))})
+        rows.append(
+            {
+                "frames": frames,
+                "steps_ms": best_ms(steps),
+                "chunk_ms": best_ms(lambda: rec.backend(x, stream.state, torch.tensor([frames]))),
+            }
+        )
     return rows
 
 
@@ -190,8 +195,14 @@ def run(args) -> dict:
     torch.set_num_threads(1)
     seconds = 10.0 if args.quick else 120.0
     audio = speech(seconds)
-    report = {"date": date.today().isoformat(), "command": "python " + " ".join(sys.argv), "machine": describe(),
-              "torch": torch.__version__, "load_average_start": os.getloadavg(), "models": {}}
+    report = {
+        "date": date.today().isoformat(),
+        "command": "python " + " ".join(sys.argv),
+        "machine": describe(),
+        "torch": torch.__version__,
+        "load_average_start": os.getloadavg(),
+        "models": {},
+    }
     for name in args.models:
         folder = resolve_model_dir(name)
         entry = report["models"][name] = {"folder": str(folder)}
@@ -218,53 +229,86 @@ def run(args) -> dict:
 
 def markdown(r) -> str:
     gflops = r["matmul_gflops_1_thread"]
-    lines = ["# Inference speed", "",
-             f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, load average "
-             f"{tuple(round(x, 2) for x in r['load_average_start'])} at the start, "
-             f"{tuple(round(x, 2) for x in r['load_average_end'])} at the end. One thread everywhere; 160 ms "
-             "chunks of real read speech through StreamingRecognizer (front end, model and decoding).", "",
-             "## One stream", "",
-             "| model | backend | RTF | per keyword | chunk p50 | chunk p99 | target |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Inference speed",
+        "",
+        f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, load average "
+        f"{tuple(round(x, 2) for x in r['load_average_start'])} at the start, "
+        f"{tuple(round(x, 2) for x in r['load_average_end'])} at the end. One thread everywhere; 160 ms "
+        "chunks of real read speech through StreamingRecognizer (front end, model and decoding).",
+        "",
+        "## One stream",
+        "",
+        "| model | backend | RTF | per keyword | chunk p50 | chunk p99 | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, entry in r["models"].items():
         target = TARGETS.get(f"{name}_rtf")
         for backend in BACKENDS:
             row = entry[backend]["one_stream"]
             per_keyword = f"{row['rtf_per_keyword']:.5f}" if "rtf_per_keyword" in row else ""
             verdict = "" if target is None else f"{target} ({'met' if row['rtf'] <= target else 'not met'})"
-            lines.append(f"| {name} | {backend} | {row['rtf']:.4f} | {per_keyword} | {row['p50_ms']:.2f} ms | "
-                         f"{row['p99_ms']:.2f} ms | {verdict} |")
-    lines += ["", "## Batched streams (decode_streams, 160 ms chunks)", "",
-              "| model | backend | streams | RTF per stream | batch step p50 | p99 |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {backend} | {row['rtf']:.4f} | {per_keyword} | {row['p50_ms']:.2f} ms | "
+                f"{row['p99_ms']:.2f} ms | {verdict} |"
+            )
+    lines += [
+        "",
+        "## Batched streams (decode_streams, 160 ms chunks)",
+        "",
+        "| model | backend | streams | RTF per stream | batch step p50 | p99 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, entry in r["models"].items():
         for backend in BACKENDS:
             for row in entry[backend]["batched"]:
-                lines.append(f"| {name} | {backend} | {row['streams']} | {row['rtf_per_stream']:.5f} | "
-                             f"{row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms |")
-    lines += ["", f"Target for 64 kws streams: <= {TARGETS['kws_64_streams_rtf']} per stream.", "",
-              "## Step form or blocked scan, by encoder frames per call", "",
-              "T frames as T one-frame calls (recurrence form) vs one call of T frames (scan), best of 7, ms. "
-              "The backends take the one-frame form only for T = 1.", "",
-              "| model | backend | T | T x step | one chunk |", "|---|---|---|---|---|"]
+                lines.append(
+                    f"| {name} | {backend} | {row['streams']} | {row['rtf_per_stream']:.5f} | "
+                    f"{row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms |"
+                )
+    lines += [
+        "",
+        f"Target for 64 kws streams: <= {TARGETS['kws_64_streams_rtf']} per stream.",
+        "",
+        "## Step form or blocked scan, by encoder frames per call",
+        "",
+        "T frames as T one-frame calls (recurrence form) vs one call of T frames (scan), best of 7, ms. "
+        "The backends take the one-frame form only for T = 1.",
+        "",
+        "| model | backend | T | T x step | one chunk |",
+        "|---|---|---|---|---|",
+    ]
     for name, entry in r["models"].items():
         for backend in BACKENDS:
             for row in entry[backend]["step_vs_chunk"]:
-                lines.append(f"| {name} | {backend} | {row['frames']} | {row['steps_ms']:.3f} | {row['chunk_ms']:.3f} |")
-    lines += ["", "## Distance from the arithmetic", "",
-              f"Single-thread float32 matrix multiply on this CPU: {gflops:.1f} GFLOP/s (512 x 512 x 512).", "",
-              "| model | parameters | multiply-adds per s of audio | arithmetic-only RTF | onnx RTF | ratio |",
-              "|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {name} | {backend} | {row['frames']} | {row['steps_ms']:.3f} | {row['chunk_ms']:.3f} |"
+                )
+    lines += [
+        "",
+        "## Distance from the arithmetic",
+        "",
+        f"Single-thread float32 matrix multiply on this CPU: {gflops:.1f} GFLOP/s (512 x 512 x 512).",
+        "",
+        "| model | parameters | multiply-adds per s of audio | arithmetic-only RTF | onnx RTF | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, entry in r["models"].items():
         limit = 2 * entry["multiply_adds_per_audio_s"] / (gflops * 1e9)
         rtf = entry["onnx"]["one_stream"]["rtf"]
-        lines.append(f"| {name} | {entry['parameters']:,} | {entry['multiply_adds_per_audio_s'] / 1e6:.1f} M | "
-                     f"{limit:.5f} | {rtf:.4f} | {rtf / limit:.1f}x |")
+        lines.append(
+            f"| {name} | {entry['parameters']:,} | {entry['multiply_adds_per_audio_s'] / 1e6:.1f} M | "
+            f"{limit:.5f} | {rtf:.4f} | {rtf / limit:.1f}x |"
+        )
     lines += ["", "Where the ONNX chunk function's node time goes (160 ms chunks, share per operator type):", ""]
     for name, entry in r["models"].items():
         shares = ", ".join(f"{op} {share:.0%}" for op, share in entry["onnx"]["profile"])
         lines.append(f"- {name}: {shares}")
     lines += ["", "## Peers (same run, same audio, one thread)", "", "| engine | RTF |", "|---|---|"]
     for name, result in r["peers"].items():
-        lines.append(f"| {name} | {result['rtf']:.4f} |" if "rtf" in result else f"| {name} | not run: {result['skipped']} |")
+        lines.append(
+            f"| {name} | {result['rtf']:.4f} |" if "rtf" in result else f"| {name} | not run: {result['skipped']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -41,15 +41,11 @@ def as_mono_float32(chunk, *, downmix: bool = False) -> np.ndarray:
             raise TypeError(f"audio chunk has dtype {chunk.dtype}; accepted: {_ACCEPTED}")
         chunk = chunk.detach().cpu().numpy()
     elif not isinstance(chunk, np.ndarray):
-        raise TypeError(
-            f"audio chunk is a {type(chunk).__name__}; pass a numpy array or torch tensor"
-        )
+        raise TypeError(f"audio chunk is a {type(chunk).__name__}; pass a numpy array or torch tensor")
     if chunk.dtype not in _ACCEPTED_DTYPES:
         raise TypeError(f"audio chunk has dtype {chunk.dtype}; accepted: {_ACCEPTED}")
     if chunk.ndim not in (1, 2) or (chunk.ndim == 2 and chunk.shape[1] == 0):
-        raise ValueError(
-            f"audio chunk has shape {chunk.shape}; expected (frames,) or (frames, channels)"
-        )
+        raise ValueError(f"audio chunk has shape {chunk.shape}; expected (frames,) or (frames, channels)")
     if chunk.ndim == 2 and chunk.shape[1] > MAX_CHANNELS:
         raise ValueError(
             f"audio chunk has shape {chunk.shape}, which reads as {chunk.shape[1]} channels; pass "
@@ -57,8 +53,7 @@ def as_mono_float32(chunk, *, downmix: bool = False) -> np.ndarray:
         )
     if chunk.ndim == 2 and chunk.shape[1] != 1 and not downmix:
         raise ValueError(
-            f"audio chunk has {chunk.shape[1]} channels; pass mono audio, or downmix=True "
-            "to average the channels"
+            f"audio chunk has {chunk.shape[1]} channels; pass mono audio, or downmix=True to average the channels"
         )
 
     scale = _INT_SCALES.get(chunk.dtype)

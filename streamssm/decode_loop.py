@@ -123,22 +123,31 @@ class Recognizers:
         if keywords is None and thresholds is None:
             return self.default
         return await asyncio.to_thread(
-            self._load, None if keywords is None else tuple(keywords),
-            tuple(sorted(thresholds.items())) if isinstance(thresholds, dict) else thresholds)
+            self._load,
+            None if keywords is None else tuple(keywords),
+            tuple(sorted(thresholds.items())) if isinstance(thresholds, dict) else thresholds,
+        )
 
     @functools.lru_cache(maxsize=16)
     def _load(self, keywords: tuple | None, thresholds) -> StreamingRecognizer:
-        options = {"keywords": None if keywords is None else list(keywords),
-                   "thresholds": dict(thresholds) if isinstance(thresholds, tuple) else thresholds}
-        return StreamingRecognizer.from_pretrained(self.name, device=self.device, threads=self.threads,
-                                                   **{name: value for name, value in options.items() if value is not None})
+        options = {
+            "keywords": None if keywords is None else list(keywords),
+            "thresholds": dict(thresholds) if isinstance(thresholds, tuple) else thresholds,
+        }
+        return StreamingRecognizer.from_pretrained(
+            self.name,
+            device=self.device,
+            threads=self.threads,
+            **{name: value for name, value in options.items() if value is not None},
+        )
 
 
 class DecodeLoop:
     """Runs the decode rounds of all open sessions (start it with `run()` as an asyncio task)."""
 
-    def __init__(self, max_batch_size: int = 64, max_wait_ms: float = 5.0, max_queued_s: float = 10.0,
-                 max_ahead_s: float = 60.0):
+    def __init__(
+        self, max_batch_size: int = 64, max_wait_ms: float = 5.0, max_queued_s: float = 10.0, max_ahead_s: float = 60.0
+    ):
         if max_batch_size < 1 or max_wait_ms < 0 or max_queued_s <= 0 or max_ahead_s <= 0:
             raise ValueError("max_batch_size >= 1, max_wait_ms >= 0, max_queued_s > 0 and max_ahead_s > 0")
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_ms / 1000
@@ -166,9 +175,13 @@ class DecodeLoop:
     def stats(self) -> dict:
         """Open sessions, decode rounds so far, streams per round, chunk-to-events latency percentiles."""
         latency = np.percentile(self.latencies, [50, 99]).tolist() if self.latencies else [None, None]
-        return {"sessions": len(self.sessions), "rounds": self.rounds, "largest_batch": self.largest_batch,
-                "streams_per_round": self.streams_decoded / self.rounds if self.rounds else None,
-                "latency_s": {"p50": latency[0], "p99": latency[1], "chunks": len(self.latencies)}}
+        return {
+            "sessions": len(self.sessions),
+            "rounds": self.rounds,
+            "largest_batch": self.largest_batch,
+            "streams_per_round": self.streams_decoded / self.rounds if self.rounds else None,
+            "latency_s": {"p50": latency[0], "p99": latency[1], "chunks": len(self.latencies)},
+        }
 
     async def run_until_stopped(self) -> None:
         """Run the decode rounds until SIGINT or SIGTERM; an error in decoding ends it and is raised."""
@@ -240,14 +253,27 @@ class DecodeLoop:
 def add_decode_options(parser: argparse.ArgumentParser) -> None:
     """The options both servers share: the model, batching, queue limits, threads."""
     parser.add_argument("--model", default="kws", help="bundled model name (kws, asr) or model folder (default: kws)")
-    parser.add_argument("--max-batch-size", type=int, default=64,
-                        help="streams decoded together in one step (default: 64; 1: one at a time)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0,
-                        help="how long a decode step waits for its batch to fill (default: 5)")
-    parser.add_argument("--max-queued-s", type=float, default=10.0,
-                        help="seconds of audio per connection waiting to be decoded before its reading pauses (default: 10)")
-    parser.add_argument("--max-ahead-s", type=float, default=60.0,
-                        help="how far ahead of real time a client may send before it is closed (default: 60; inf: no limit)")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=64,
+        help="streams decoded together in one step (default: 64; 1: one at a time)",
+    )
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="how long a decode step waits for its batch to fill (default: 5)"
+    )
+    parser.add_argument(
+        "--max-queued-s",
+        type=float,
+        default=10.0,
+        help="seconds of audio per connection waiting to be decoded before its reading pauses (default: 10)",
+    )
+    parser.add_argument(
+        "--max-ahead-s",
+        type=float,
+        default=60.0,
+        help="how far ahead of real time a client may send before it is closed (default: 60; inf: no limit)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for the model (default: 1)")
     parser.add_argument("--device", help="torch device for the model (default: cpu)")
 

@@ -19,8 +19,18 @@ import torch
 
 from .features import SUBSAMPLING
 from .models import load_model, resolve_model_dir
-from .runtime.graphs import (CHUNK, DECODER_STEP, JOINER, STEP, WEIGHTS_KEY, ChunkGraph, DecoderStepGraph,
-                             JoinerGraph, max_frames, weights_sha256)
+from .runtime.graphs import (
+    CHUNK,
+    DECODER_STEP,
+    JOINER,
+    STEP,
+    WEIGHTS_KEY,
+    ChunkGraph,
+    DecoderStepGraph,
+    JoinerGraph,
+    max_frames,
+    weights_sha256,
+)
 
 OPSET = 23  # RMSNormalization is one node from opset 23
 EXAMPLE_BATCH = 2  # not 1: the exporter would fix a dimension of size 1
@@ -31,8 +41,16 @@ def _batch(tensors):
 
 
 def _export(graph, args: tuple, names: list[str], outputs: list[str], dynamic_shapes, path, sha: str):
-    program = torch.onnx.export(graph, args, dynamo=True, opset_version=OPSET, verbose=False,
-                                input_names=names, output_names=outputs, dynamic_shapes=dynamic_shapes)
+    program = torch.onnx.export(
+        graph,
+        args,
+        dynamo=True,
+        opset_version=OPSET,
+        verbose=False,
+        input_names=names,
+        output_names=outputs,
+        dynamic_shapes=dynamic_shapes,
+    )
     program.model.metadata_props[WEIGHTS_KEY] = sha
     program.save(str(path), external_data=False)
 
@@ -57,20 +75,40 @@ def export(name_or_path) -> list:
             if most > 1:
                 frames[1] = SUBSAMPLING * torch.export.Dim("frames", min=2, max=most)
             example = torch.zeros(EXAMPLE_BATCH, SUBSAMPLING * min(most, 2), model.config.encoder.n_mels)
-            _export(chunk, (example, *_batch(state)), ["features", *state_in], [*chunk.output_names, *state_out],
-                    {"features": frames, "state": tuple(batched for _ in state)}, folder / name, sha)
+            _export(
+                chunk,
+                (example, *_batch(state)),
+                ["features", *state_in],
+                [*chunk.output_names, *state_out],
+                {"features": frames, "state": tuple(batched for _ in state)},
+                folder / name,
+                sha,
+            )
             written.append(folder / name)
         if model.kind == "asr":
             step = DecoderStepGraph(model).eval()
             state = step.layout.tensors()
             state_in, state_out = _state_names(state)
             tokens = torch.zeros(EXAMPLE_BATCH, dtype=torch.long)
-            _export(step, (tokens, *_batch(state)), ["tokens", *state_in], ["predicted", *state_out],
-                    {"tokens": batched, "state": tuple(batched for _ in state)}, folder / DECODER_STEP, sha)
+            _export(
+                step,
+                (tokens, *_batch(state)),
+                ["tokens", *state_in],
+                ["predicted", *state_out],
+                {"tokens": batched, "state": tuple(batched for _ in state)},
+                folder / DECODER_STEP,
+                sha,
+            )
             projected = torch.zeros(EXAMPLE_BATCH, model.config.joiner_dim)
-            _export(JoinerGraph(model).eval(), (projected, projected.clone()), ["encoder", "predicted"],
-                    ["log_probability", "token"], {"encoder_projected": batched, "decoder_projected": batched},
-                    folder / JOINER, sha)
+            _export(
+                JoinerGraph(model).eval(),
+                (projected, projected.clone()),
+                ["encoder", "predicted"],
+                ["log_probability", "token"],
+                {"encoder_projected": batched, "decoder_projected": batched},
+                folder / JOINER,
+                sha,
+            )
             written += [folder / DECODER_STEP, folder / JOINER]
     return written
 

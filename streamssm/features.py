@@ -127,8 +127,7 @@ class FrontEnd:
     the stream; it does not count the resampler's internal state, which soxr keeps opaque.
     """
 
-    def __init__(self, config: FeatureConfig = FeatureConfig(), frame_multiple: int = SUBSAMPLING,
-                 analysis=log_mel):
+    def __init__(self, config: FeatureConfig = FeatureConfig(), frame_multiple: int = SUBSAMPLING, analysis=log_mel):
         if frame_multiple < 1:
             raise ValueError(f"frame_multiple must be >= 1, got {frame_multiple}")
         self.config = config

@@ -24,14 +24,18 @@ from .sources import MicrophoneSource, MicrophoneUnavailable, file_chunks, list_
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m streamssm.mic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m streamssm.mic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="kws", help="bundled model name or model folder (default: kws)")
     parser.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     parser.add_argument("--device", help="input device index or name (default: the system default)")
     parser.add_argument("--sample-rate", type=int, help="record at this rate (default: the device's own)")
     parser.add_argument("--keywords", nargs="+", help="report only these keywords (default: all the model knows)")
-    parser.add_argument("--threshold", type=float,
-                        help="one detection threshold in (0, 1] for all keywords (default: the calibrated ones)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="one detection threshold in (0, 1] for all keywords (default: the calibrated ones)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per event per line")
     parser.add_argument("--input", metavar="FILE", help="run on a sound file, paced in real time, instead of the mic")
     parser.add_argument("--fast", action="store_true", help="with --input: as fast as possible, not in real time")
@@ -59,8 +63,9 @@ def print_event(event, as_json: bool):
 def run(args) -> int:
     from .recognizer import StreamingRecognizer  # loads torch: not needed for --help or --list-devices
 
-    recognizer = StreamingRecognizer.from_pretrained(args.model, keywords=args.keywords, thresholds=args.threshold,
-                                                     threads=args.threads)
+    recognizer = StreamingRecognizer.from_pretrained(
+        args.model, keywords=args.keywords, thresholds=args.threshold, threads=args.threads
+    )
     transcribing = recognizer.model.kind == "asr"
     stream = recognizer.create_stream()
     if args.input:
@@ -86,8 +91,10 @@ def run(args) -> int:
         detections += event.kind != "partial"
     overflows = getattr(source, "overflows", 0)
     if not args.json:
-        print(f"{detections} {'final result' if transcribing else 'detection'}(s); {overflows} input overflow(s)",
-              file=sys.stderr)
+        print(
+            f"{detections} {'final result' if transcribing else 'detection'}(s); {overflows} input overflow(s)",
+            file=sys.stderr,
+        )
     return 0
 
 

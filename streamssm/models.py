@@ -46,7 +46,6 @@ class KWSConfig(JSONConfig):
     refractory_s: float = 2.0  # nothing fires again for this long after a detection
     keyword_durations: dict[str, float] = field(default_factory=dict)  # typical spoken length, s
 
-
     @classmethod
     def from_dict(cls, values: dict) -> "KWSConfig":
         values = dict(values)
@@ -96,12 +95,15 @@ class ASRConfig(JSONConfig):
         if self.search not in SEARCHES:
             raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
 
-
     @classmethod
     def from_dict(cls, values: dict) -> "ASRConfig":
         values = dict(values)
-        for name, config_class in (("encoder", EncoderConfig), ("decoder", DecoderConfig),
-                                   ("features", FeatureConfig), ("endpoint", EndpointConfig)):
+        for name, config_class in (
+            ("encoder", EncoderConfig),
+            ("decoder", DecoderConfig),
+            ("features", FeatureConfig),
+            ("endpoint", EndpointConfig),
+        ):
             values[name] = config_class.from_dict(values[name])
         return cls(**values)
 
@@ -119,7 +121,8 @@ class ASRModel(nn.Module):
         super().__init__()
         if tokenizer.vocab_size != config.vocab_size:
             raise ValueError(
-                f"the tokenizer has {tokenizer.vocab_size} tokens but config.vocab_size is {config.vocab_size}")
+                f"the tokenizer has {tokenizer.vocab_size} tokens but config.vocab_size is {config.vocab_size}"
+            )
         self.config, self.tokenizer = config, tokenizer
         d_encoder, d_decoder = config.encoder.d_model, config.decoder.d_model
         self.encoder = MambaEncoder(config.encoder)
@@ -172,7 +175,9 @@ class ASRModel(nn.Module):
         predicted, _ = self.decoder(F.pad(labels, (1, 0), value=BLANK_ID))
         rows = lattice_rows or encoded.shape[0]
         parts = [slice(start, start + rows) for start in range(0, encoded.shape[0], rows)]
-        run = self._transducer_sum if len(parts) == 1 else partial(checkpoint, self._transducer_sum, use_reentrant=False)
+        run = (
+            self._transducer_sum if len(parts) == 1 else partial(checkpoint, self._transducer_sum, use_reentrant=False)
+        )
         transducer = sum(run(encoded[p], predicted[p], labels[p], frames[p], token_lengths[p]) for p in parts)
         transducer = transducer / encoded.shape[0]
         return transducer + self.config.ctc_weight * ctc, transducer, ctc

@@ -25,9 +25,7 @@ def pcm_to_array(data: bytes, width: int, channels: int = 1, *, floating: bool =
         raise ValueError(f"PCM channel count must be a positive integer, got {channels!r}")
     frame_bytes = width * channels
     if len(data) % frame_bytes:
-        raise ValueError(
-            f"{len(data)} bytes is not a whole number of {width}-byte samples x {channels} channel(s)"
-        )
+        raise ValueError(f"{len(data)} bytes is not a whole number of {width}-byte samples x {channels} channel(s)")
     if floating:
         samples = np.frombuffer(data, "<f4").astype(np.float32)
     elif width == 1:

@@ -134,31 +134,50 @@ class StreamingRecognizer:
     again when they finish, so a keyword at either end of a recording is heard as in a live stream.
     """
 
-    def __init__(self, model, device=None, *, keywords: list[str] | None = None,
-                 thresholds: float | dict[str, float] | None = None, search: str | None = None,
-                 endpoint: EndpointConfig | dict | None = None, max_symbols_per_frame: int | None = None,
-                 threads: int | None = 1, backend: str | None = "torch", model_dir=None):
+    def __init__(
+        self,
+        model,
+        device=None,
+        *,
+        keywords: list[str] | None = None,
+        thresholds: float | dict[str, float] | None = None,
+        search: str | None = None,
+        endpoint: EndpointConfig | dict | None = None,
+        max_symbols_per_frame: int | None = None,
+        threads: int | None = 1,
+        backend: str | None = "torch",
+        model_dir=None,
+    ):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")
         self.threads = threads
         self.model = model.eval()
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
-        options = {"kws": {"keywords": keywords, "thresholds": thresholds},
-                   "asr": {"search": search, "endpoint": endpoint, "max_symbols_per_frame": max_symbols_per_frame}}
-        wrong = sorted(name for kind, given in options.items() if kind != model.kind
-                       for name, value in given.items() if value is not None)
+        options = {
+            "kws": {"keywords": keywords, "thresholds": thresholds},
+            "asr": {"search": search, "endpoint": endpoint, "max_symbols_per_frame": max_symbols_per_frame},
+        }
+        wrong = sorted(
+            name
+            for kind, given in options.items()
+            if kind != model.kind
+            for name, value in given.items()
+            if value is not None
+        )
         if wrong:
-            raise ValueError(f"unknown option(s) {wrong} for a {model.kind} model "
-                             f"(its options: {', '.join(options[model.kind])})")
+            raise ValueError(
+                f"unknown option(s) {wrong} for a {model.kind} model (its options: {', '.join(options[model.kind])})"
+            )
         self.decoding = DECODINGS[model.kind](model, **options[model.kind])
         self.backend = create_backend(backend, model, model_dir, self.decoding.head, self.device, threads)
         self.backend.attach(self.decoding)
         self.start_state = self._state_after_silence(self.decoding.edge_silence_s)
 
     @classmethod
-    def from_pretrained(cls, name_or_path="kws", device=None, backend: str | None = None,
-                        **options) -> StreamingRecognizer:
+    def from_pretrained(
+        cls, name_or_path="kws", device=None, backend: str | None = None, **options
+    ) -> StreamingRecognizer:
         """A bundled model by name ("kws", "asr") or a model folder, with the options of __init__
         (backend None: the fastest installed)."""
         folder = resolve_model_dir(name_or_path)
@@ -195,8 +214,9 @@ class StreamingRecognizer:
         state, config = self.backend.initial_state(), self.model.config.features
         frames = SUBSAMPLING * round(seconds / config.frame_s)
         if frames:
-            silence = self.backend.analysis(np.zeros((frames - 1) * config.hop_length + config.win_length, np.float32),
-                                            config)
+            silence = self.backend.analysis(
+                np.zeros((frames - 1) * config.hop_length + config.win_length, np.float32), config
+            )
             with self._threads():
                 _, state = self.backend(silence[None].to(self.device), state, torch.tensor([frames // SUBSAMPLING]))
         return state

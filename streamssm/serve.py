@@ -85,18 +85,31 @@ def parse_settings(request: dict, default_rate: int) -> dict:
     if keywords is not None and not (isinstance(keywords, list) and all(isinstance(k, str) for k in keywords)):
         raise Refused(1008, "keywords must be a list of strings")
     numbers = (int, float)
-    if thresholds is not None and not (isinstance(thresholds, numbers) or (
-            isinstance(thresholds, dict) and all(isinstance(v, numbers) for v in thresholds.values()))):
+    if thresholds is not None and not (
+        isinstance(thresholds, numbers)
+        or (isinstance(thresholds, dict) and all(isinstance(v, numbers) for v in thresholds.values()))
+    ):
         raise Refused(1008, "thresholds must be a number or an object of numbers by keyword")
     options = {"keywords": keywords, "thresholds": thresholds}
-    return {"sample_rate": rate, "format": sample_format,
-            "options": {name: value for name, value in options.items() if value is not None}}
+    return {
+        "sample_rate": rate,
+        "format": sample_format,
+        "options": {name: value for name, value in options.items() if value is not None},
+    }
 
 
 def event_message(event) -> str:
     """One event as the JSON text message of the protocol."""
-    return json.dumps({"type": event.kind, "text": event.text, "start": event.start, "end": event.end,
-                       "score": event.score, "words": [[w.text, w.start, w.end] for w in event.words]})
+    return json.dumps(
+        {
+            "type": event.kind,
+            "text": event.text,
+            "start": event.start,
+            "end": event.end,
+            "score": event.score,
+            "words": [[w.text, w.start, w.end] for w in event.words],
+        }
+    )
 
 
 def audio_of(message: bytes, sample_format: str):
@@ -111,8 +124,9 @@ def audio_of(message: bytes, sample_format: str):
 class Server:
     """The WebSocket handler, the HTTP routes and the limits around one shared model."""
 
-    def __init__(self, recognizers: Recognizers, decode_loop: DecodeLoop, max_connections: int = 256,
-                 idle_timeout: float = 60.0):
+    def __init__(
+        self, recognizers: Recognizers, decode_loop: DecodeLoop, max_connections: int = 256, idle_timeout: float = 60.0
+    ):
         self.recognizers, self.recognizer, self.decode_loop = recognizers, recognizers.default, decode_loop
         self.max_connections, self.idle_timeout = max_connections, idle_timeout
         self.connections = 0
@@ -122,9 +136,15 @@ class Server:
     def info(self) -> dict:
         model = self.recognizer.model
         keywords = self.recognizer.keywords if model.kind == "kws" else []
-        return {"model": self.recognizers.name, "kind": model.kind, "keywords": keywords,
-                "formats": list(FORMATS), "default_sample_rate": self.default_rate,
-                "connections": self.connections, **self.decode_loop.stats()}
+        return {
+            "model": self.recognizers.name,
+            "kind": model.kind,
+            "keywords": keywords,
+            "formats": list(FORMATS),
+            "default_sample_rate": self.default_rate,
+            "connections": self.connections,
+            **self.decode_loop.stats(),
+        }
 
     def process_request(self, connection: ServerConnection, request):
         """Plain HTTP on the same port: the page and /info; WebSocket upgrades go through."""
@@ -260,12 +280,17 @@ async def refuse(ws: ServerConnection, refused: Refused) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m streamssm.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m streamssm.serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port for the page and the WebSocket (default: 8765; 0: any free port)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port for the page and the WebSocket (default: 8765; 0: any free port)"
+    )
     parser.add_argument("--max-connections", type=int, default=256, help="connections open at once (default: 256)")
     parser.add_argument("--max-message-bytes", type=int, default=2**20, help="largest message taken (default: 1 MiB)")
-    parser.add_argument("--idle-timeout", type=float, default=60.0, help="close a connection silent this many seconds (default: 60)")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=60.0, help="close a connection silent this many seconds (default: 60)"
+    )
     add_decode_options(parser)
     return parser.parse_args(argv)
 
@@ -275,11 +300,21 @@ async def main_async(args) -> None:
     server = Server(recognizers, decode_loop, args.max_connections, args.idle_timeout)
     # No keepalive pings: a connection whose reading is paused (its queue full) would miss the
     # pongs and be dropped; a client gone silent is closed by --idle-timeout instead.
-    async with serve(server.handle, args.host, args.port, process_request=server.process_request,
-                     max_size=args.max_message_bytes, ping_interval=None) as listening:
+    async with serve(
+        server.handle,
+        args.host,
+        args.port,
+        process_request=server.process_request,
+        max_size=args.max_message_bytes,
+        ping_interval=None,
+    ) as listening:
         host, port = listening.sockets[0].getsockname()[:2]
-        print(f"serving {args.model} ({server.recognizer.model.kind}) on http://{host}:{port}/ "
-              f"(WebSocket ws://{host}:{port}/)", file=sys.stderr, flush=True)
+        print(
+            f"serving {args.model} ({server.recognizer.model.kind}) on http://{host}:{port}/ "
+            f"(WebSocket ws://{host}:{port}/)",
+            file=sys.stderr,
+            flush=True,
+        )
         await decode_loop.run_until_stopped()
 
 

@@ -45,9 +45,20 @@ class Tokenizer:
             raise ValueError("no text to train the tokenizer on (every text is empty after normalisation)")
         model = io.BytesIO()
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, model_type=model_type,
-            character_coverage=1.0, normalization_rule_name="identity", hard_vocab_limit=False,
-            pad_id=BLANK_ID, pad_piece="<blk>", unk_id=UNK_ID, bos_id=-1, eos_id=-1, num_threads=1, minloglevel=2,
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            normalization_rule_name="identity",
+            hard_vocab_limit=False,
+            pad_id=BLANK_ID,
+            pad_piece="<blk>",
+            unk_id=UNK_ID,
+            bos_id=-1,
+            eos_id=-1,
+            num_threads=1,
+            minloglevel=2,
         )
         return cls(model.getvalue())
 

@@ -19,8 +19,8 @@ import sys
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m streamssm.transcribe", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m streamssm.transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="sound files (any format soundfile reads)")
     parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
     parser.add_argument("--mode", choices=("streaming", "offline"), default="streaming")

@@ -52,11 +52,23 @@ def describe(recognizers: Recognizers) -> Info:
     about = dict(attribution=ATTRIBUTION, installed=True, version=__version__)
     if recognizer.model.kind == "kws":
         models = [WakeModel(name=k, description=k, languages=["en"], phrase=k, **about) for k in recognizer.keywords]
-        return Info(wake=[WakeProgram(name="streamssm", description="streamssm keyword spotter", models=models, **about)])
-    model = AsrModel(name=recognizers.name, description=f"streamssm speech recognizer {recognizers.name}",
-                     languages=["en"], **about)
-    return Info(asr=[AsrProgram(name="streamssm", description="streamssm streaming speech recognizer",
-                                models=[model], supports_transcript_streaming=True, **about)])
+        return Info(
+            wake=[WakeProgram(name="streamssm", description="streamssm keyword spotter", models=models, **about)]
+        )
+    model = AsrModel(
+        name=recognizers.name, description=f"streamssm speech recognizer {recognizers.name}", languages=["en"], **about
+    )
+    return Info(
+        asr=[
+            AsrProgram(
+                name="streamssm",
+                description="streamssm streaming speech recognizer",
+                models=[model],
+                supports_transcript_streaming=True,
+                **about,
+            )
+        ]
+    )
 
 
 class Handler(AsyncEventHandler):
@@ -135,7 +147,7 @@ class Handler(AsyncEventHandler):
                 partial_text = event.text if event.kind == "partial" else ""
                 text = " ".join(finals + [partial_text]).strip()
                 if text.startswith(sent) and text != sent:
-                    await self.write_event(TranscriptChunk(text=text[len(sent):]).event())
+                    await self.write_event(TranscriptChunk(text=text[len(sent) :]).event())
                     sent = text
         await self.write_event(Transcript(text=" ".join(finals), language="en").event())
         await self.write_event(TranscriptStop().event())
@@ -150,9 +162,13 @@ class Handler(AsyncEventHandler):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m streamssm.wyoming", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--uri", help="where to listen: tcp://HOST:PORT or unix://PATH "
-                                      "(default: tcp://127.0.0.1:10400 for a keyword model, :10300 for speech)")
+        prog="python -m streamssm.wyoming", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--uri",
+        help="where to listen: tcp://HOST:PORT or unix://PATH "
+        "(default: tcp://127.0.0.1:10400 for a keyword model, :10300 for speech)",
+    )
     add_decode_options(parser)
     return parser.parse_args(argv)
 

@@ -39,7 +39,8 @@ def tiny_asr_model(seed: int = 0, blank_bias: float = 0.0, **options) -> ASRMode
         tokenizer.vocab_size,
         encoder=EncoderConfig(d_model=32, n_layers=2, d_state=16, headdim=16, subsampling_channels=32, block_size=16),
         decoder=DecoderConfig(d_model=32, n_layers=2, d_state=16, headdim=16, block_size=16),
-        joiner_dim=32, **options,
+        joiner_dim=32,
+        **options,
     )
     model = ASRModel(config, tokenizer).eval()
     with torch.no_grad():

@@ -25,8 +25,9 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running(module: str, *args: str):
     """`python -m MODULE ARGS` until the block ends; yields its first line ("serving ... on ...")."""
-    server = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, text=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=REPO, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         before = []  # warnings, if any, come before the line the server prints once it listens
         while not (line := server.stderr.readline()).startswith("serving"):

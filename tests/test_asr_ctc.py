@@ -65,8 +65,16 @@ def test_loss_is_the_batch_mean_of_per_utterance_sums():
     targets = torch.tensor([[1, 2, 2], [3, 0, 0], [4, 5, 1]])
     lengths, target_lengths = torch.tensor([12, 7, 2]), torch.tensor([3, 1, 3])  # the last row is impossible
     loss = ctc_loss(logits, lengths, targets, target_lengths)
-    per_row = [F.ctc_loss(logits[i, : lengths[i]].log_softmax(-1), targets[i, : target_lengths[i]],
-                          lengths[i : i + 1], target_lengths[i : i + 1], reduction="sum") for i in range(2)]
+    per_row = [
+        F.ctc_loss(
+            logits[i, : lengths[i]].log_softmax(-1),
+            targets[i, : target_lengths[i]],
+            lengths[i : i + 1],
+            target_lengths[i : i + 1],
+            reduction="sum",
+        )
+        for i in range(2)
+    ]
     assert torch.allclose(loss, sum(per_row) / 3)
     loss.backward()
     assert torch.isfinite(logits.grad).all()

@@ -17,7 +17,7 @@ def batch(model, seed=0):
     for row, n in enumerate(feature_lengths.tolist()):
         features[row, n:] = 0.0
     tokens, token_lengths = model.tokenizer.encode_batch(TEXTS[2:5])
-    tokens[1, token_lengths[1]:] = -1  # padding may hold anything
+    tokens[1, token_lengths[1] :] = -1  # padding may hold anything
     return features, feature_lengths, tokens, token_lengths
 
 
@@ -25,12 +25,15 @@ def test_loss_of_a_padded_batch_is_the_mean_of_each_utterance_alone():
     model = tiny_asr_model(ctc_weight=0.5)
     features, feature_lengths, tokens, token_lengths = batch(model)
     total, transducer, ctc = model.loss(features, feature_lengths, tokens, token_lengths)
-    assert all(torch.equal(a, b) for a, b in zip(model(features, feature_lengths, tokens, token_lengths),
-                                                 (total, transducer, ctc)))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model(features, feature_lengths, tokens, token_lengths), (total, transducer, ctc))
+    )
     assert torch.allclose(total, transducer + 0.5 * ctc) and ctc > 0 and transducer > 0
-    alone = [model.loss(features[i : i + 1, :n], feature_lengths[i : i + 1], tokens[i : i + 1, :u],
-                        token_lengths[i : i + 1])
-             for i, (n, u) in enumerate(zip(feature_lengths.tolist(), token_lengths.tolist()))]
+    alone = [
+        model.loss(features[i : i + 1, :n], feature_lengths[i : i + 1], tokens[i : i + 1, :u], token_lengths[i : i + 1])
+        for i, (n, u) in enumerate(zip(feature_lengths.tolist(), token_lengths.tolist()))
+    ]
     for k in range(3):
         assert torch.allclose(torch.stack([a[k] for a in alone]).mean(), (total, transducer, ctc)[k], rtol=1e-5)
     total.backward()

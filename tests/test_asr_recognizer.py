@@ -99,8 +99,14 @@ def test_final_comes_after_the_configured_trailing_silence(search):
     stream = decoder.new_stream()
     per_frame = feed_frames(decoder, stream, [0, 0, 0, a, 0, b, c] + [0] * 8 + [b])
     kinds = [[e.kind for e in events] for events in per_frame]
-    assert kinds == ([[]] * 3 + [["partial"], [], ["partial"], ["partial"]]  # frames 0-6
-                     + [[]] * 4 + [["final"]] + [[]] * 3 + [["partial"]])  # 5 silent frames after frame 6
+    assert kinds == (
+        [[]] * 3
+        + [["partial"], [], ["partial"], ["partial"]]  # frames 0-6
+        + [[]] * 4
+        + [["final"]]
+        + [[]] * 3
+        + [["partial"]]
+    )  # 5 silent frames after frame 6
     words = [tokenizer.decode([i]) for i in (a, b, c)]
     final = per_frame[11][0]
     assert final.text == " ".join(words) and per_frame[6][0].text == final.text
@@ -147,8 +153,9 @@ def test_transcribe_command_line(model, audio, tmp_path, capsys):
     wav = tmp_path / "speech.wav"
     soundfile.write(wav, audio, 16000)
     rec = StreamingRecognizer(model, search="ctc")
-    expected = " ".join(e.text for e in events_of(rec.create_stream(), audio, [2560] * (len(audio) // 2560 + 1))
-                        if e.kind == "final")
+    expected = " ".join(
+        e.text for e in events_of(rec.create_stream(), audio, [2560] * (len(audio) // 2560 + 1)) if e.kind == "final"
+    )
     assert transcribe.main([str(wav), "--model", str(folder), "--search", "ctc", "--chunk-ms", "160"]) == 0
     assert capsys.readouterr().out == f"{wav}: {expected}\n"
     for mode in ("streaming", "offline"):

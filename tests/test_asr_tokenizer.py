@@ -10,8 +10,10 @@ from asr_helpers import TEXTS, tiny_tokenizer
 
 
 def test_normaliser_keeps_lowercase_words_and_inner_apostrophes():
-    assert normalize_text("  Hello, WORLD!  It's 'quoted' -- well-known café\u2019s\n") == \
-        "hello world it's quoted well known cafe's"
+    assert (
+        normalize_text("  Hello, WORLD!  It's 'quoted' -- well-known café\u2019s\n")
+        == "hello world it's quoted well known cafe's"
+    )
     assert normalize_text("42 ... !!") == ""
 
 
@@ -29,7 +31,7 @@ def test_encode_decode_round_trip():
 def test_encode_batch_pads_with_blank():
     tokens, lengths = tiny_tokenizer().encode_batch(["the fox", "", "in being comparatively modern"])
     assert lengths[1] == 0 and tokens.shape == (3, int(lengths.max()))
-    assert (tokens[0, lengths[0]:] == BLANK_ID).all() and (tokens[1] == BLANK_ID).all()
+    assert (tokens[0, lengths[0] :] == BLANK_ID).all() and (tokens[1] == BLANK_ID).all()
 
 
 def test_save_load_round_trip(tmp_path):
@@ -49,7 +51,8 @@ def test_bpe_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no tokenizer"):
         Tokenizer.load(tmp_path / "missing.model")
     plain = io.BytesIO()  # a sentencepiece model of someone else's: <unk> at id 0
-    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS), model_writer=plain, vocab_size=40,
-                                             hard_vocab_limit=False, minloglevel=2)
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXTS), model_writer=plain, vocab_size=40, hard_vocab_limit=False, minloglevel=2
+    )
     with pytest.raises(ValueError, match="id 0 must be the blank"):
         Tokenizer(plain.getvalue())

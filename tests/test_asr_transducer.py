@@ -184,6 +184,6 @@ def test_wide_beam_finds_the_most_probable_label_sequence():
         labels = tuple(token for token in alignment if token)
         totals[labels] = math.log(math.exp(totals.get(labels, -math.inf)) + math.exp(logprob))
     best_labels = max(totals, key=totals.get)
-    found, score = beam_search(decoder, joiner, encoded, beam=vocab ** frames)
+    found, score = beam_search(decoder, joiner, encoded, beam=vocab**frames)
     assert tuple(t for t, _, _ in found) == best_labels
     assert math.isclose(score, totals[best_labels], abs_tol=1e-4)

@@ -4,8 +4,16 @@ import numpy as np
 import torch
 
 from streamssm.audio import read_audio
-from streamssm.data.augment import (Augmenter, change_speed, mix_at_snr, room_impulse_response, shift_pitch,
-                                    spec_augment, telephone_band, time_stretch)
+from streamssm.data.augment import (
+    Augmenter,
+    change_speed,
+    mix_at_snr,
+    room_impulse_response,
+    shift_pitch,
+    spec_augment,
+    telephone_band,
+    time_stretch,
+)
 from streamssm.data.splits import real_split
 
 

@@ -50,8 +50,16 @@ def test_ranks_get_disjoint_equal_shares():
 def test_same_seed_gives_the_same_batch(corpus, tmp_path):
     def first_batches(seed, workers):
         augmenter = Augmenter(noise_dir=tmp_path, seed=123, p_noise=1, p_speed=0.5, p_pitch=0.5)
-        loader = make_loader(corpus, max_seconds=4, seed=seed, num_workers=workers, augmenter=augmenter,
-                             spec_augment=True, rank=0, world_size=1)
+        loader = make_loader(
+            corpus,
+            max_seconds=4,
+            seed=seed,
+            num_workers=workers,
+            augmenter=augmenter,
+            spec_augment=True,
+            rank=0,
+            world_size=1,
+        )
         return list(loader)[:2]
 
     first, again, other = first_batches(0, 0), first_batches(0, 2), first_batches(1, 0)

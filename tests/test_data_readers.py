@@ -25,7 +25,9 @@ def test_librispeech_layout(tmp_path):
     chapter = librispeech(tmp_path)
     utterances = read_librispeech(tmp_path)
     assert [(u.text, u.speaker, u.split, round(u.duration, 2)) for u in utterances] == [
-        ("hello there world", "19", "dev-clean", 1.5), ("yes", "19", "dev-clean", 0.5)]
+        ("hello there world", "19", "dev-clean", 1.5),
+        ("yes", "19", "dev-clean", 0.5),
+    ]
     assert utterances[0].audio == (chapter / "19-198-0000.flac").resolve()
     write_manifest(tmp_path / "m.jsonl", utterances)
     assert read_corpus(tmp_path / "m.jsonl") == read_corpus(tmp_path) == utterances
@@ -40,8 +42,10 @@ def test_speech_commands_layout(tmp_path):
     (tmp_path / "testing_list.txt").write_text("yes/c3d4_nohash_1.wav\n")
     utterances = read_corpus(tmp_path)
     assert [(u.audio.parent.name, u.keyword, u.text, u.speaker, u.split) for u in utterances] == [
-        ("no", "no", "no", "a1b2", "validation"), ("yes", "yes", "yes", "a1b2", "train"),
-        ("yes", "yes", "yes", "c3d4", "test")]
+        ("no", "no", "no", "a1b2", "validation"),
+        ("yes", "yes", "yes", "a1b2", "train"),
+        ("yes", "yes", "yes", "c3d4", "test"),
+    ]
     assert abs(utterances[0].duration - 0.9) < 1e-3
     write_manifest(tmp_path / "m.jsonl", utterances)
     assert read_manifest(tmp_path / "m.jsonl") == utterances

@@ -8,34 +8,54 @@ from streamssm.data import text
 from streamssm.text import normalize_text
 
 
-@pytest.mark.parametrize("n, words", [
-    (0, "zero"), (13, "thirteen"), (40, "forty"), (99, "ninety nine"), (101, "one hundred one"),
-    (1204, "one thousand two hundred four"), (20000, "twenty thousand"), (3000000, "three million"),
-])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (0, "zero"),
+        (13, "thirteen"),
+        (40, "forty"),
+        (99, "ninety nine"),
+        (101, "one hundred one"),
+        (1204, "one thousand two hundred four"),
+        (20000, "twenty thousand"),
+        (3000000, "three million"),
+    ],
+)
 def test_number_to_words(n, words):
     assert text.number_to_words(n) == words
 
 
-@pytest.mark.parametrize("raw, spoken", [
-    ("I have 3 cats and 1,500 fish.", "I have three cats and one thousand five hundred fish."),
-    ("In 1984 and 1905 it rose 2.5%.", "In nineteen eighty four and nineteen oh five it rose two point five percent."),
-    ("the 2nd and 21st and 100th", "the second and twenty first and one hundredth"),
-    ("in 2024", "in two thousand twenty four"),
-])
+@pytest.mark.parametrize(
+    "raw, spoken",
+    [
+        ("I have 3 cats and 1,500 fish.", "I have three cats and one thousand five hundred fish."),
+        (
+            "In 1984 and 1905 it rose 2.5%.",
+            "In nineteen eighty four and nineteen oh five it rose two point five percent.",
+        ),
+        ("the 2nd and 21st and 100th", "the second and twenty first and one hundredth"),
+        ("in 2024", "in two thousand twenty four"),
+    ],
+)
 def test_spell_numbers(raw, spoken):
     assert text.spell_numbers(raw) == spoken
 
 
-@pytest.mark.parametrize("raw, cleaned", [
-    ("\u201cLet there be light,\u201d and there was light\u2014and more (really) good.",
-     "Let there be light, and there was light, and more really good."),
-    ("A well-known fact: it's 12 o'clock.", "A well known fact: it's twelve o'clock."),
-    ("Mr. Smith went to the store.", None),   # abbreviation
-    ("The IBM machine was fast.", None),       # acronym
-    ("Meet me at 10:30 tomorrow.", None),      # time
-    ("It costs $5 now, friend.", None),        # symbol
-    ("Too short.", None),
-])
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        (
+            "\u201cLet there be light,\u201d and there was light\u2014and more (really) good.",
+            "Let there be light, and there was light, and more really good.",
+        ),
+        ("A well-known fact: it's 12 o'clock.", "A well known fact: it's twelve o'clock."),
+        ("Mr. Smith went to the store.", None),  # abbreviation
+        ("The IBM machine was fast.", None),  # acronym
+        ("Meet me at 10:30 tomorrow.", None),  # time
+        ("It costs $5 now, friend.", None),  # symbol
+        ("Too short.", None),
+    ],
+)
 def test_clean_sentence(raw, cleaned):
     assert text.clean_sentence(raw) == cleaned
 

@@ -10,8 +10,15 @@ from streamssm.data.engines import SR, engine_missing, synthesize, synthesize_wi
 from streamssm.text import normalize_text
 
 SENTENCE = "The quick brown fox jumped over the lazy dog's back."
-ONE_VOICE = {"espeak": "en-gb+m3", "flite": "kal16", "festival": "kal_diphone", "piper": "joe", "hibari": "heart",
-             "mbrola": "mb-us1", "pico": "en-US"}
+ONE_VOICE = {
+    "espeak": "en-gb+m3",
+    "flite": "kal16",
+    "festival": "kal_diphone",
+    "piper": "joe",
+    "hibari": "heart",
+    "mbrola": "mb-us1",
+    "pico": "en-US",
+}
 
 
 @pytest.mark.parametrize("engine", sorted(ONE_VOICE))
@@ -24,7 +31,9 @@ def test_engine_reads_a_sentence(engine):
     assert 1.0 < len(audio) / SR < 6.0 and np.abs(audio).max() > 0.01
 
 
-@pytest.mark.parametrize("engine, voice", [("espeak", "en-us+f2"), ("espeak", "en-gb"), ("festival", "cmu_us_slt_arctic_hts")])
+@pytest.mark.parametrize(
+    "engine, voice", [("espeak", "en-us+f2"), ("espeak", "en-gb"), ("festival", "cmu_us_slt_arctic_hts")]
+)
 def test_word_times(engine, voice):
     if reason := engine_missing(engine):
         pytest.skip(reason)
@@ -59,8 +68,10 @@ def test_sentence_split_holds_out_whole_voices_and_engines(non_free):
     heldout_dialects = {v.split("+")[0] for e, v in heldout if e == "espeak"}
     assert not {v.split("+")[0] for e, v in train if e == "espeak"} & heldout_dialects
     # voices built from the same recordings stay on one side
-    for same_speaker in ({("flite", "kal16"), ("festival", "kal_diphone")},
-                         {("flite", "slt"), ("festival", "cmu_us_slt_arctic_hts")}):
+    for same_speaker in (
+        {("flite", "kal16"), ("festival", "kal_diphone")},
+        {("flite", "slt"), ("festival", "cmu_us_slt_arctic_hts")},
+    ):
         assert same_speaker <= train or same_speaker <= heldout
 
 

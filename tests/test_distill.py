@@ -89,8 +89,9 @@ def test_label_command_transcribes_clips_without_text(tmp_path, shared_data, tea
 
     clips = sorted(real_split("ljs-reread")["train"], key=lambda u: abs(u.duration - 4.0))[:2]
     manifest = tmp_path / "untranscribed.jsonl"
-    manifest.write_text("".join(json.dumps({"audio": str(c.audio), "text": None, "duration": c.duration}) + "\n"
-                                for c in clips))
+    manifest.write_text(
+        "".join(json.dumps({"audio": str(c.audio), "text": None, "duration": c.duration}) + "\n" for c in clips)
+    )
     out = tmp_path / "labels.jsonl"
     main([str(manifest), "--out", str(out), "--min-confidence", "0"])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -106,8 +107,15 @@ def test_training_distils_the_stored_teacher_outputs(tmp_path, shared_data, teac
     from streamssm.distill.cache import TeacherCache
     from streamssm.train.asr import train
 
-    config = tiny_config(tmp_path, shared_data, steps=2, teacher="whisper-tiny.en", distill_weight=1.0,
-                         teacher_cache=str(tmp_path / "cache"), validate_every=0)
+    config = tiny_config(
+        tmp_path,
+        shared_data,
+        steps=2,
+        teacher="whisper-tiny.en",
+        distill_weight=1.0,
+        teacher_cache=str(tmp_path / "cache"),
+        validate_every=0,
+    )
     with pytest.raises(FileNotFoundError, match="python -m streamssm.distill encode"):
         train(config)
     assert TeacherCache(tmp_path / "cache", "whisper-tiny.en").build(shortest_train_clips(8)) == 8

@@ -53,7 +53,9 @@ def test_report_of_a_tiny_model(manifest, tmp_path):
     sets = asr.load_sets([str(manifest)])
     report = asr.evaluate(recognizer, sets, tmp_path, chunk_ms=100, model_name="tiny")
     assert json.loads((tmp_path / "report.json").read_text()) == report
-    assert (tmp_path / "wer.png").stat().st_size > 0 and "| tiny_set | streaming | 2 |" in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "wer.png").stat().st_size > 0 and "| tiny_set | streaming | 2 |" in (
+        tmp_path / "summary.md"
+    ).read_text()
     result = report["sets"]["tiny_set"]
     assert result["utterances"] == 2 and result["hours"] == pytest.approx(6.5 / 3600)
     for mode in asr.MODES:
@@ -62,21 +64,56 @@ def test_report_of_a_tiny_model(manifest, tmp_path):
     rows = result["rows"]
     assert [r["reference"] for r in rows] == TEXTS[:2] and [r["duration"] for r in rows] == [2.5, 4.0]
     for row in rows:
-        assert set(row["streaming"]) >= {"hypothesis", "wer", "substitutions", "deletions", "insertions",
-                                         "first_partial_latency_s", "final_latency_s"}
+        assert set(row["streaming"]) >= {
+            "hypothesis",
+            "wer",
+            "substitutions",
+            "deletions",
+            "insertions",
+            "first_partial_latency_s",
+            "final_latency_s",
+        }
         assert row["streaming"]["hypothesis"] and row["streaming"]["hypothesis"] == row["offline"]["hypothesis"]
     assert report["modes_agree"] and result["modes_agree"]
 
 
 def test_command_line(manifest, tmp_path, capsys):
     model_dir = save_model(tiny_asr_model(blank_bias=4.0), tmp_path / "model")
-    code = eval_cli.main(["asr", "--model", str(model_dir), "--sets", str(manifest), "--mode", "streaming",
-                          "--limit", "1", "--out", str(tmp_path / "out")])
+    code = eval_cli.main(
+        [
+            "asr",
+            "--model",
+            str(model_dir),
+            "--sets",
+            str(manifest),
+            "--mode",
+            "streaming",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0 and "| tiny_set | streaming | 1 |" in capsys.readouterr().out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["modes"] == ["streaming"] and report["search"] == "transducer"  # the model's own
-    code = eval_cli.main(["asr", "--model", str(model_dir), "--sets", str(manifest), "--mode", "streaming",
-                          "--limit", "1", "--search", "ctc", "--out", str(tmp_path / "ctc")])
+    code = eval_cli.main(
+        [
+            "asr",
+            "--model",
+            str(model_dir),
+            "--sets",
+            str(manifest),
+            "--mode",
+            "streaming",
+            "--limit",
+            "1",
+            "--search",
+            "ctc",
+            "--out",
+            str(tmp_path / "ctc"),
+        ]
+    )
     assert code == 0 and "ctc search" in capsys.readouterr().out
     assert json.loads((tmp_path / "ctc" / "report.json").read_text())["search"] == "ctc"
 
@@ -84,9 +121,13 @@ def test_command_line(manifest, tmp_path, capsys):
 def test_bad_input_is_reported(manifest, tmp_path, capsys):
     model_dir = save_model(tiny_asr_model(), tmp_path / "model")
     keyword_only = tmp_path / "keywords.jsonl"
-    keyword_only.write_text(json.dumps({"audio": str(manifest.parent / "u0.wav"), "keyword": "yes", "duration": 2.5}) + "\n")
-    for sets, message in (([str(tmp_path / "missing.jsonl")], "neither a named set"),
-                          ([str(keyword_only)], "no reference text")):
+    keyword_only.write_text(
+        json.dumps({"audio": str(manifest.parent / "u0.wav"), "keyword": "yes", "duration": 2.5}) + "\n"
+    )
+    for sets, message in (
+        ([str(tmp_path / "missing.jsonl")], "neither a named set"),
+        ([str(keyword_only)], "no reference text"),
+    ):
         assert eval_cli.main(["asr", "--model", str(model_dir), "--sets", *sets, "--out", str(tmp_path)]) == 2
         assert message in capsys.readouterr().err
 

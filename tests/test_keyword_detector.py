@@ -10,7 +10,9 @@ FRAME_S = FeatureConfig().frame_s
 
 
 def detector(refractory_s=1.0):
-    return KeywordDetector(KEYWORDS, {"three": 0.5, "thirteen": 0.5}, FRAME_S, smoothing_frames=1, refractory_s=refractory_s)
+    return KeywordDetector(
+        KEYWORDS, {"three": 0.5, "thirteen": 0.5}, FRAME_S, smoothing_frames=1, refractory_s=refractory_s
+    )
 
 
 def frames(*runs):

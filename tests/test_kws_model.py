@@ -35,8 +35,10 @@ def held_out_clips(name, per_keyword, keywords):
 @pytest.mark.parametrize("name", ["wwb", "precise", "fsdd"])
 def test_detects_keywords_in_held_out_real_recordings(recognizer, shared_data, name):
     clips = held_out_clips(name, 4, recognizer.keywords)
-    found = [any(e.text == u.keyword for e in detect(recognizer, np.concatenate([PAD, read_audio(u.audio), PAD])))
-             for u in clips]
+    found = [
+        any(e.text == u.keyword for e in detect(recognizer, np.concatenate([PAD, read_audio(u.audio), PAD])))
+        for u in clips
+    ]
     recall = sum(found) / len(found)
     print(f"{name}: {sum(found)}/{len(found)} held-out clips detected")
     assert recall >= 0.6, f"{name}: only {sum(found)}/{len(found)} held-out clips detected"
@@ -52,8 +54,10 @@ def test_quiet_on_non_keyword_speech(recognizer, shared_data):
 
 def test_quiet_on_silence_and_noise(recognizer, shared_data):
     """A minute of digital silence, then real background noise: a quiet room must not fire."""
-    noises = [read_audio(shared_data / "noise" / "speech-commands" / f"{name}.flac")[:20 * 16000] * 0.1
-              for name in ("white_noise", "pink_noise", "running_tap")]
+    noises = [
+        read_audio(shared_data / "noise" / "speech-commands" / f"{name}.flac")[: 20 * 16000] * 0.1
+        for name in ("white_noise", "pink_noise", "running_tap")
+    ]
     events = detect(recognizer, np.concatenate([np.zeros(60 * 16000, np.float32), *noises]))
     assert events == [], events
 
@@ -78,7 +82,8 @@ def test_recall_on_whole_files_equals_the_padded_evaluation(recognizer, shared_d
     padded = card["shipped_thresholds"]["positives"][name]
     clips = [u for u in real_kws_split(name)["eval"] if u.keyword in recognizer.keywords]
     assert len(clips) == padded["clips"]
-    found = sum(any(e.text == u.keyword for e in recognizer.create_stream().run(file_chunks(u.audio, 40)))
-                for u in clips)
+    found = sum(
+        any(e.text == u.keyword for e in recognizer.create_stream().run(file_chunks(u.audio, 40))) for u in clips
+    )
     print(f"{name}: {found}/{len(clips)} whole files, padded evaluation {padded['recall']:.3f}")
     assert found / len(clips) >= padded["recall"] - 0.01

@@ -20,8 +20,9 @@ MIC = [sys.executable, "-m", "streamssm.mic", "--model", "kws"]
 
 
 def run_on_file(path) -> list[dict]:
-    done = subprocess.run([*MIC, "--input", str(path), "--fast", "--json"], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    done = subprocess.run(
+        [*MIC, "--input", str(path), "--fast", "--json"], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -46,8 +47,14 @@ def test_file_input_reports_json_events(tmp_path, shared_data):
 
 def test_microphone_hears_what_the_file_path_hears(virtual_mic, tmp_path, shared_data):
     path, _ = held_out_recording(tmp_path)
-    listener = subprocess.Popen([*MIC, "--device", "pulse"], env=virtual_mic.env, cwd=REPO, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listener = subprocess.Popen(
+        [*MIC, "--device", "pulse"],
+        env=virtual_mic.env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert listener.stderr.readline().startswith("listening to"), "the CLI did not start listening"
         time.sleep(1.0)  # the input stream is started right after that line
@@ -97,7 +104,9 @@ def test_a_closed_pipe_ends_with_one_line(shared_data):
 
 @pytest.mark.parametrize("tool", ["mic", "transcribe"])
 def test_help_does_not_load_torch(tool):
-    probe = (f"import sys\nfrom streamssm import {tool}\ntry:\n    {tool}.main(['--help'])\nexcept SystemExit:\n"
-             "    pass\nprint('torch' in sys.modules)")
+    probe = (
+        f"import sys\nfrom streamssm import {tool}\ntry:\n    {tool}.main(['--help'])\nexcept SystemExit:\n"
+        "    pass\nprint('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "False", done.stdout + done.stderr

@@ -26,9 +26,12 @@ RATE = 16000
 @pytest.fixture(scope="module")
 def kws_dir(tmp_path_factory):
     torch.manual_seed(0)
-    config = KWSConfig(keywords=["alexa", "computer", "yes"], default_threshold=0.34, refractory_s=0.5,
-                       encoder=EncoderConfig(d_model=48, n_layers=2, d_state=16, headdim=16,
-                                             subsampling_channels=48, block_size=16))
+    config = KWSConfig(
+        keywords=["alexa", "computer", "yes"],
+        default_threshold=0.34,
+        refractory_s=0.5,
+        encoder=EncoderConfig(d_model=48, n_layers=2, d_state=16, headdim=16, subsampling_channels=48, block_size=16),
+    )
     folder = save_model(KWSModel(config), tmp_path_factory.mktemp("model") / "kws")
     export(folder)
     return folder
@@ -43,7 +46,10 @@ def asr_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_speech(shared_data):
-    clips = [shared_data / "kws" / "wwb" / "alexa" / "1.flac", next((shared_data / "asr" / "ljs-reread").glob("*.flac"))]
+    clips = [
+        shared_data / "kws" / "wwb" / "alexa" / "1.flac",
+        next((shared_data / "asr" / "ljs-reread").glob("*.flac")),
+    ]
     return np.concatenate([read_audio(path) for path in clips])
 
 
@@ -68,8 +74,13 @@ def run(backend, model, audio, sizes):
 def chunkings(n):
     """Whole, 160 ms, one encoder frame (640 samples: step.onnx), ragged, and over a block (chunk.onnx in pieces)."""
     rng = np.random.default_rng(1)
-    return {"whole": [n], "160ms": [2560] * (n // 2560 + 1), "40ms": [640] * (n // 640 + 1),
-            "ragged": list(rng.integers(1, 4000, n // 500)), "long": [RATE * 3] * (n // (RATE * 3) + 1)}
+    return {
+        "whole": [n],
+        "160ms": [2560] * (n // 2560 + 1),
+        "40ms": [640] * (n // 640 + 1),
+        "ragged": list(rng.integers(1, 4000, n // 500)),
+        "long": [RATE * 3] * (n // (RATE * 3) + 1),
+    }
 
 
 def both(folder, head):
@@ -120,7 +131,9 @@ def test_asr_events_equal_pytorch(asr_dir, search):
     for backend in ("torch", "onnx"):
         rec = StreamingRecognizer.from_pretrained(asr_dir, backend=backend, search=search)
         alone, batched = alone_and_batched(rec, audio, [0, 9000])
-        assert [[(e.kind, e.text, e.end) for e in s] for s in alone] == [[(e.kind, e.text, e.end) for e in s] for s in batched]
+        assert [[(e.kind, e.text, e.end) for e in s] for s in alone] == [
+            [(e.kind, e.text, e.end) for e in s] for s in batched
+        ]
         events[backend] = [[(e.kind, e.text, e.end) for e in s] for s in alone]
     assert events["torch"] == events["onnx"]
 

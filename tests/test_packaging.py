@@ -9,8 +9,23 @@ from virtual_mic import REPO
 
 
 def test_wheel_carries_the_models_and_loads_them(tmp_path):
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "wheel"), str(REPO)], capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "wheel").glob("streamssm-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -20,13 +35,25 @@ def test_wheel_carries_the_models_and_loads_them(tmp_path):
         if path.suffix in (".json", ".safetensors", ".model", ".md", ".onnx"):
             assert f"streamssm/pretrained/{path.as_posix()}" in names
 
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                                str(tmp_path / "site"), str(wheel)], capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr
-    probe = ("import streamssm; from streamssm import StreamingRecognizer; "
-             "rec = StreamingRecognizer.from_pretrained('kws'); print(streamssm.__file__, len(rec.keywords))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    probe = (
+        "import streamssm; from streamssm import StreamingRecognizer; "
+        "rec = StreamingRecognizer.from_pretrained('kws'); print(streamssm.__file__, len(rec.keywords))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )
     assert loaded.returncode == 0, loaded.stderr
     module_file, keywords = loaded.stdout.split()
     assert module_file.startswith(str(tmp_path / "site")) and int(keywords) == 30
@@ -39,7 +66,8 @@ def test_imports_from_the_folder_that_holds_a_clone_named_streamssm(tmp_path):
     (tmp_path / "streamssm").symlink_to(REPO, target_is_directory=True)
     probe = "import streamssm; from streamssm import StreamingRecognizer; print(streamssm.__file__)"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path, env=env)
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip().endswith("__init__.py")

@@ -21,7 +21,9 @@ KEYWORDS = ["alexa", "computer", "yes"]
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     config = KWSConfig(
-        keywords=KEYWORDS, default_threshold=0.34, refractory_s=0.5,
+        keywords=KEYWORDS,
+        default_threshold=0.34,
+        refractory_s=0.5,
         encoder=EncoderConfig(d_model=48, n_layers=2, d_state=16, headdim=16, subsampling_channels=48),
     )
     return save_model(KWSModel(config), tmp_path_factory.mktemp("model") / "kws")
@@ -30,7 +32,12 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def speech(shared_data):
     folder = shared_data / "kws" / "wwb"
-    return np.concatenate([read_audio(folder / "alexa" / "1.flac"), read_audio(folder / "computer" / "04fdc82a-70e8-4e64-9fc5-189bcecb28ce.flac")])
+    return np.concatenate(
+        [
+            read_audio(folder / "alexa" / "1.flac"),
+            read_audio(folder / "computer" / "04fdc82a-70e8-4e64-9fc5-189bcecb28ce.flac"),
+        ]
+    )
 
 
 def test_save_load_round_trip(model_dir):
@@ -81,8 +88,12 @@ def test_bad_input_is_rejected_and_changes_nothing(model_dir, speech):
     clean, dirty = rec.create_stream(), rec.create_stream()
     bad = speech[:1000].copy()
     bad[10] = np.nan
-    for chunk, rate, error in ((bad, 16000, "NaN"), (np.zeros((100, 2), np.float32), 16000, "downmix"),
-                               (speech[:100].astype(np.uint8), 16000, "uint8"), (speech[:100], 0, "sample rate")):
+    for chunk, rate, error in (
+        (bad, 16000, "NaN"),
+        (np.zeros((100, 2), np.float32), 16000, "downmix"),
+        (speech[:100].astype(np.uint8), 16000, "uint8"),
+        (speech[:100], 0, "sample rate"),
+    ):
         with pytest.raises((ValueError, TypeError), match=error):
             dirty.accept_waveform(chunk, rate)
     assert dirty.accept_waveform(np.zeros(0, np.float32), 16000) == []
@@ -94,7 +105,9 @@ def test_bad_input_is_rejected_and_changes_nothing(model_dir, speech):
 def encoder_calls(model):
     """Records (torch threads, feature frames) of every encoder call of `model`."""
     calls = []
-    model.encoder.register_forward_hook(lambda module, args, out: calls.append((torch.get_num_threads(), args[0].shape[1])))
+    model.encoder.register_forward_hook(
+        lambda module, args, out: calls.append((torch.get_num_threads(), args[0].shape[1]))
+    )
     return calls
 
 

@@ -29,8 +29,17 @@ MAX_MESSAGE = 65536
 @pytest.fixture(scope="module")
 def server(shared_data):
     """A kws server: ws:// and http:// addresses."""
-    with running("streamssm.serve", "--model", "kws", "--port", "0", "--max-connections", "150",
-                 "--max-message-bytes", str(MAX_MESSAGE)) as line:
+    with running(
+        "streamssm.serve",
+        "--model",
+        "kws",
+        "--port",
+        "0",
+        "--max-connections",
+        "150",
+        "--max-message-bytes",
+        str(MAX_MESSAGE),
+    ) as line:
         yield addresses(line)
 
 
@@ -56,6 +65,7 @@ async def client(url: str, messages, settings: dict | None = None, eof: bool = T
     (messages received as dicts, close code, close reason)."""
     received = []
     async with connect(url, max_size=None, open_timeout=TIMEOUT_S, close_timeout=TIMEOUT_S) as ws:
+
         async def read():
             with contextlib.suppress(ConnectionClosed):
                 async for message in ws:
@@ -107,8 +117,11 @@ def clips(shared_data, alexa):
     alexa_16k = as_int16(alexa)
     return {
         "alexa s16le": ({}, pieces(alexa_16k.tobytes(), 2, 1), (alexa_16k, 16000)),
-        "alexa f32le 48 kHz": ({"sample_rate": 48000, "format": "f32le"}, pieces(alexa_48k.tobytes(), 4, 2),
-                               (alexa_48k, 48000)),
+        "alexa f32le 48 kHz": (
+            {"sample_rate": 48000, "format": "f32le"},
+            pieces(alexa_48k.tobytes(), 4, 2),
+            (alexa_48k, 48000),
+        ),
         "digit 8 kHz": ({"sample_rate": 8000}, pieces(digit_8k.tobytes(), 2, 3), (digit_8k, 8000)),
     }
 
@@ -142,8 +155,12 @@ BAD_INPUT = {  # name: (settings message or None, messages, close code, words of
     "bad threshold": ({"thresholds": "high"}, [], 1008, "thresholds must be a number"),
     "odd bytes for s16le": (None, [b"\0\0" * 10, b"\0" * 7], 1007, "7 bytes is not a whole number of 2-byte"),
     "NaN in f32le": ({"format": "f32le"}, [np.array([0.1, np.nan], np.float32).tobytes()], 1007, "NaN"),
-    "sample rate change": ({"sample_rate": 16000}, [b"\0\0" * 160, '{"sample_rate": 8000}'], 1008,
-                           "sample rate changed from 16000 to 8000"),
+    "sample rate change": (
+        {"sample_rate": 16000},
+        [b"\0\0" * 160, '{"sample_rate": 8000}'],
+        1008,
+        "sample rate changed from 16000 to 8000",
+    ),
     "settings twice": ({"sample_rate": 16000}, ['{"format": "s16le"}'], 1008, "settings come once"),
     "eof with more": (None, ['{"eof": true, "flush": 1}'], 1008, '{"eof": true} alone'),
     "oversized message": (None, [b"\0\0" * MAX_MESSAGE], 1009, ""),
@@ -188,6 +205,7 @@ def test_bad_clients_and_vanishing_clients_harm_no_other(server, clips, kws_reco
 
 def test_dropped_connections_are_released(server):
     """After clients vanish, the server holds no connection or session for them."""
+
     async def open_and_drop():
         sockets = await asyncio.gather(*(connect(server["ws"], open_timeout=TIMEOUT_S) for _ in range(20)))
         for ws in sockets:
@@ -248,6 +266,7 @@ def test_speech_model_streams_equal_decoding_alone(sentence):
 
 
 def test_help_explains_the_protocol():
-    done = subprocess.run([sys.executable, "-m", "streamssm.serve", "--help"], capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "streamssm.serve", "--help"], capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     assert done.returncode == 0 and '{"eof": true}' in done.stdout and "--max-batch-size" in done.stdout

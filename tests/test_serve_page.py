@@ -13,9 +13,18 @@ from serve_helpers import alexa, kws_recognizer, running  # noqa: F401 (fixtures
 CHROMIUM = "/usr/bin/chromium"
 # headless, offline and quiet (this machine reaches no network), a fake microphone playing a file
 # in a loop and no permission prompt; a fake audio output keeps the page's audio graph running.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-         "--use-fake-device-for-media-stream", "--disable-audio-output"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-audio-output",
+]
 TIMEOUT_MS = 120_000
 
 
@@ -35,8 +44,11 @@ def test_page_shows_the_keyword_heard_by_the_browser_microphone(chromium, alexa,
     with running("streamssm.serve", "--model", "kws", "--port", "0") as line, chromium.sync_playwright() as driver:
         url = line.split(" on ")[1].split()[0]
         browser = driver.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-audio-capture={microphone}"])
+            tmp_path / "profile",
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
+        )
         try:
             page = browser.new_page()
             page.goto(url)

@@ -85,7 +85,11 @@ def start_recorder(mic, out, rate):
     """RECORDER in a subprocess that sees the virtual microphone; close its stdin to stop it."""
     return subprocess.Popen(
         [sys.executable, "-c", RECORDER, str(out), str(rate)],
-        env=mic.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=mic.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -116,8 +120,9 @@ def test_microphone_records_what_is_played(virtual_mic, shared_data, tmp_path, r
 
 
 def test_list_input_devices_shows_the_virtual_microphone(virtual_mic):
-    table = run_python("from streamssm.sources import list_input_devices; print(list_input_devices())",
-                       virtual_mic.env).stdout
+    table = run_python(
+        "from streamssm.sources import list_input_devices; print(list_input_devices())", virtual_mic.env
+    ).stdout
     rows = [line.split() for line in table.splitlines()[1:]]
     names = {row[2] if row[0] == "*" else row[1] for row in rows}
     assert {"pulse", "default"} <= names, table

@@ -55,8 +55,10 @@ def test_any_chunking_equals_the_whole_pass(encoder, speech_10s, sample_rate):
     whole = run_stream(encoder, audio, sample_rate, [len(audio)])
     assert whole.shape[0] >= 245  # 10 s of 40 ms frames, less the first window and resampler delay
     rng = np.random.default_rng(0)
-    chunkings = {f"{ms} ms": [sample_rate * ms // 1000] * (len(audio) * 1000 // (sample_rate * ms) + 1)
-                 for ms in (1, 3, 7, 16, 160)}
+    chunkings = {
+        f"{ms} ms": [sample_rate * ms // 1000] * (len(audio) * 1000 // (sample_rate * ms) + 1)
+        for ms in (1, 3, 7, 16, 160)
+    }
     chunkings["random"] = list(rng.integers(1, sample_rate // 2, size=len(audio)))
     worst = 0.0
     for name, sizes in chunkings.items():
@@ -108,7 +110,9 @@ def test_one_hour_stream_is_finite_constant_size_and_close_to_float64(speech_10s
     err = relative_error(out32.double(), out64)
     state_err = max(relative_error(a.double(), b) for a, b in zip(state32.tensors(), state64.tensors()))
     growth = rss_mb() - rss_after_warmup
-    print(f"1 h stream: last-chunk output error vs float64 {err:.2e}, state error {state_err:.2e}, "
-          f"state {size} bytes, RSS growth after warm-up {growth:.1f} MB")
+    print(
+        f"1 h stream: last-chunk output error vs float64 {err:.2e}, state error {state_err:.2e}, "
+        f"state {size} bytes, RSS growth after warm-up {growth:.1f} MB"
+    )
     assert err <= 1e-3 and state_err <= 1e-3
     assert growth < 16

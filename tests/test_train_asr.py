@@ -29,12 +29,26 @@ def tiny_config(tmp_path, shared_data, steps, **options) -> ASRTrainConfig:
     write_manifest(manifest, shortest_train_clips(8))
     layer = dict(d_state=16, headdim=16, block_size=16)
     values = dict(
-        out_dir=str(tmp_path / "run"), model_dir=str(tmp_path / "model"), manifests=[str(manifest)], real_speech=[],
-        vocab_size=40, encoder=dict(d_model=32, n_layers=1, subsampling_channels=32, **layer),
-        decoder=dict(d_model=32, n_layers=1, **layer), joiner_dim=32,
-        max_seconds=8.0, steps=steps, warmup=2, noise_dir=str(shared_data / "noise"), statistics_utterances=4,
-        validation_manifest=str(manifest), validation_utterances=2, validate_every=2,
-        checkpoint_every=2, log_every=1, threads=1, loader_workers=0,
+        out_dir=str(tmp_path / "run"),
+        model_dir=str(tmp_path / "model"),
+        manifests=[str(manifest)],
+        real_speech=[],
+        vocab_size=40,
+        encoder=dict(d_model=32, n_layers=1, subsampling_channels=32, **layer),
+        decoder=dict(d_model=32, n_layers=1, **layer),
+        joiner_dim=32,
+        max_seconds=8.0,
+        steps=steps,
+        warmup=2,
+        noise_dir=str(shared_data / "noise"),
+        statistics_utterances=4,
+        validation_manifest=str(manifest),
+        validation_utterances=2,
+        validate_every=2,
+        checkpoint_every=2,
+        log_every=1,
+        threads=1,
+        loader_workers=0,
     )
     return ASRTrainConfig(**{**values, **options})
 
@@ -100,9 +114,17 @@ def test_torchrun_two_processes(tmp_path, shared_data):
 def test_training_from_a_model_keeps_its_architecture_tokenizer_and_normalisation(tmp_path, shared_data):
     train(tiny_config(tmp_path, shared_data, steps=1, validate_every=0))
     first = load_model(tmp_path / "model")
-    config = tiny_config(tmp_path, shared_data, steps=1, validate_every=0, init_from=str(tmp_path / "model"),
-                         out_dir=str(tmp_path / "again"), model_dir=str(tmp_path / "model2"), vocab_size=30,
-                         encoder=dict(d_model=48, n_layers=2, subsampling_channels=16))
+    config = tiny_config(
+        tmp_path,
+        shared_data,
+        steps=1,
+        validate_every=0,
+        init_from=str(tmp_path / "model"),
+        out_dir=str(tmp_path / "again"),
+        model_dir=str(tmp_path / "model2"),
+        vocab_size=30,
+        encoder=dict(d_model=48, n_layers=2, subsampling_channels=16),
+    )
     train(config)
     second = load_model(tmp_path / "model2")
     assert second.config == first.config  # the settings of `config` for a fresh model are not used

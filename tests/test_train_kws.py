@@ -20,10 +20,20 @@ def tiny_config(tmp_path, shared_data, steps):
     manifest = tmp_path / "clips.jsonl"
     write_manifest(manifest, clips + negatives)
     return KWSTrainConfig(
-        out_dir=str(tmp_path / "run"), model_dir=str(tmp_path / "model"), keywords=KEYWORDS,
+        out_dir=str(tmp_path / "run"),
+        model_dir=str(tmp_path / "model"),
+        keywords=KEYWORDS,
         encoder=dict(d_model=32, n_layers=1, d_state=16, headdim=16, subsampling_channels=32),
-        manifests=[str(manifest)], real_kws=[], real_speech=[], noise_dir=str(shared_data / "noise"),
-        steps=steps, batch_size=4, checkpoint_every=2, log_every=1, calibration_percent=50, threads=1,
+        manifests=[str(manifest)],
+        real_kws=[],
+        real_speech=[],
+        noise_dir=str(shared_data / "noise"),
+        steps=steps,
+        batch_size=4,
+        checkpoint_every=2,
+        log_every=1,
+        calibration_percent=50,
+        threads=1,
     )
 
 
@@ -53,8 +63,9 @@ def test_torchrun_two_processes(tmp_path, shared_data):
 
 def test_background_examples_are_non_speech_labelled_filler(shared_data):
     config = KWSTrainConfig(keywords=KEYWORDS, background_fraction=1.0, background_s=3.0)
-    maker = ExampleMaker(KEYWORDS, pools=None, augmenter=Augmenter(noise_dir=shared_data / "noise", seed=0),
-                         config=config)
+    maker = ExampleMaker(
+        KEYWORDS, pools=None, augmenter=Augmenter(noise_dir=shared_data / "noise", seed=0), config=config
+    )
     rng = np.random.default_rng(0)
     for _ in range(20):
         audio, label, end = maker.make(rng)

@@ -145,9 +145,12 @@ def test_bad_input_is_answered_with_an_error(wake_port, alexa):
 def test_speech_to_text_streams_the_transcript(shared_data, sentence):
     port = free_port()
     audio = as_int16(sentence)
-    finals = [e.text for e in decode_alone(StreamingRecognizer.from_pretrained("asr"), audio, 16000) if e.kind == "final"]
+    finals = [
+        e.text for e in decode_alone(StreamingRecognizer.from_pretrained("asr"), audio, 16000) if e.kind == "final"
+    ]
     assert finals, "the model should transcribe a real sentence"
     with running("streamssm.wyoming", "--model", "asr", "--uri", f"tcp://127.0.0.1:{port}"):
+
         async def describe_and_transcribe():
             async with wyoming_client(port) as wyoming:
                 await wyoming.write_event(Describe().event())
@@ -164,6 +167,7 @@ def test_speech_to_text_streams_the_transcript(shared_data, sentence):
 
 
 def test_help_says_how_to_serve():
-    done = subprocess.run([sys.executable, "-m", "streamssm.wyoming", "--help"], capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "streamssm.wyoming", "--help"], capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     assert done.returncode == 0 and "--uri" in done.stdout and "detection" in done.stdout

@@ -11,7 +11,21 @@ def torchrun_train(task: str, config_file) -> subprocess.CompletedProcess:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-         "-m", "streamssm.train", task, "--config", str(config_file)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(port),
+            "-m",
+            "streamssm.train",
+            task,
+            "--config",
+            str(config_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

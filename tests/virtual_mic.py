@@ -47,9 +47,7 @@ def isolated_pulse_env(root: Path, server: str) -> dict:
 
 def run_python(code: str, env: dict, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with ``env``; raise with its output if it fails."""
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(f"subprocess failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
@@ -69,9 +67,10 @@ class VirtualMic:
         config.write_text(_DAEMON_CONFIG)
         self._log = open(self.root / "daemon.log", "wb")
         self._daemon = subprocess.Popen(
-            ["pulseaudio", "-n", "-F", str(config), "--daemonize=no",
-             "--exit-idle-time=-1", "--disallow-exit"],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            ["pulseaudio", "-n", "-F", str(config), "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while not self._ready():
@@ -114,7 +113,6 @@ def missing_tools() -> list:
 def virtual_mic():
     """A started VirtualMic; skips when PulseAudio is not installed."""
     if missing := missing_tools():
-        pytest.skip(f"virtual microphone needs {', '.join(missing)} "
-                    "(Debian packages pulseaudio pulseaudio-utils)")
+        pytest.skip(f"virtual microphone needs {', '.join(missing)} (Debian packages pulseaudio pulseaudio-utils)")
     with VirtualMic() as mic:
         yield mic

@@ -45,8 +45,10 @@ class EndpointDetector:
                 self.first_token_frame = frame
         if self.first_token_frame is None:
             return False
-        return (frame - self.last_token_frame >= self.silence_frames
-                or frame - self.first_token_frame + 1 >= self.max_frames)
+        return (
+            frame - self.last_token_frame >= self.silence_frames
+            or frame - self.first_token_frame + 1 >= self.max_frames
+        )
 
     def reset(self):
         self.first_token_frame = self.last_token_frame = None

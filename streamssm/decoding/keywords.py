@@ -38,8 +38,18 @@ class KeywordDetector:
     how the frames were chunked; its state has a fixed size.
     """
 
-    def __init__(self, keywords, thresholds, frame_s: float, smoothing_frames=3, refractory_s=1.0,
-                 durations=None, report=None, time_offset=0.0, patience=2):
+    def __init__(
+        self,
+        keywords,
+        thresholds,
+        frame_s: float,
+        smoothing_frames=3,
+        refractory_s=1.0,
+        durations=None,
+        report=None,
+        time_offset=0.0,
+        patience=2,
+    ):
         self.keywords = list(keywords)
         self.thresholds = np.array([float(thresholds[k]) for k in self.keywords], np.float32)
         self.report = np.array([report is None or k in report for k in self.keywords])
@@ -131,8 +141,14 @@ class KeywordDecoding:
     def new_stream(self) -> KeywordDetector:
         config = self.model.config
         return KeywordDetector(
-            config.keywords, self.thresholds, config.features.frame_s, config.smoothing_frames, config.refractory_s,
-            config.keyword_durations, report=set(self.keywords), time_offset=config.features.frame_span_s,
+            config.keywords,
+            self.thresholds,
+            config.features.frame_s,
+            config.smoothing_frames,
+            config.refractory_s,
+            config.keyword_durations,
+            report=set(self.keywords),
+            time_offset=config.features.frame_span_s,
         )
 
     head = "logits"  # the chunk function's output that `decode` takes (runtime.graphs.heads)

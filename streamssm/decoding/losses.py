@@ -21,7 +21,8 @@ def ctc_loss(logits, lengths, targets, target_lengths, blank: int = BLANK_ID) ->
     """
     if logits.dim() != 3 or targets.dim() != 2 or targets.shape[0] != logits.shape[0]:
         raise ValueError(
-            f"need logits (b, T, V) and targets (b, U), got {tuple(logits.shape)} and {tuple(targets.shape)}")
+            f"need logits (b, T, V) and targets (b, U), got {tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
     log_probs = logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(-1).transpose(0, 1)
     total = F.ctc_loss(log_probs, targets, lengths, target_lengths, blank=blank, reduction="sum", zero_infinity=True)
     return total / logits.shape[0]
@@ -37,7 +38,8 @@ def _check_loss_inputs(logits, targets, logit_lengths, target_lengths, blank):
     b, frames, u1, vocab = logits.shape
     if targets.dim() != 2 or targets.shape != (b, u1 - 1):
         raise ValueError(
-            f"targets must be (b, U) = ({b}, {u1 - 1}) for logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
+            f"targets must be (b, U) = ({b}, {u1 - 1}) for logits {tuple(logits.shape)}, got {tuple(targets.shape)}"
+        )
     if logit_lengths.shape != (b,) or target_lengths.shape != (b,):
         raise ValueError(f"logit_lengths and target_lengths must be ({b},)")
     if b and not (1 <= int(logit_lengths.min()) and int(logit_lengths.max()) <= frames):

@@ -28,8 +28,9 @@ class FrameSearch(ABC):
         """Per-frame inputs of `step` from encoder output (b, T, d): (b, T, ...)."""
 
     @abstractmethod
-    def step(self, inputs: torch.Tensor, state: BatchedState, active: torch.Tensor
-             ) -> tuple[list[list[Emission]], BatchedState]:
+    def step(
+        self, inputs: torch.Tensor, state: BatchedState, active: torch.Tensor
+    ) -> tuple[list[list[Emission]], BatchedState]:
         """One frame of every stream -> (tokens emitted per stream, new state).
 
         Streams where `active` (b,) is False emit nothing and keep their state.

@@ -43,8 +43,13 @@ class SpeechDecoding:
 
     edge_silence_s = 0.0  # no silence is added before or after a stream
 
-    def __init__(self, model, search: str | None = None, endpoint: EndpointConfig | dict | None = None,
-                 max_symbols_per_frame: int | None = None):
+    def __init__(
+        self,
+        model,
+        search: str | None = None,
+        endpoint: EndpointConfig | dict | None = None,
+        max_symbols_per_frame: int | None = None,
+    ):
         self.model, config = model, model.config
         search = config.search if search is None else search
         if search not in SEARCHES:
@@ -53,7 +58,8 @@ class SpeechDecoding:
         self.search_name = self.head = search  # head: the chunk function's output `decode` takes
         self.search: FrameSearch = (
             GreedyTransducerSearch(model.decoder, model.joiner, max_symbols_per_frame=symbols)
-            if search == "transducer" else CTCGreedySearch(model.ctc_head)
+            if search == "transducer"
+            else CTCGreedySearch(model.ctc_head)
         )
         self.symbols_per_frame = symbols if search == "transducer" else 1
         self.endpoint = EndpointConfig(**endpoint) if isinstance(endpoint, dict) else endpoint or config.endpoint
@@ -72,8 +78,11 @@ class SpeechDecoding:
         for t in range(inputs.shape[1]):
             active = t < lengths
             emitted, state = self.search.step(inputs[:, t], state, active)
-            ended = [i for i, (stream, live) in enumerate(zip(streams, active.tolist()))
-                     if live and self._take_frame(stream, emitted[i], events[i])]
+            ended = [
+                i
+                for i, (stream, live) in enumerate(zip(streams, active.tolist()))
+                if live and self._take_frame(stream, emitted[i], events[i])
+            ]
             if ended:
                 state = self.search.reset(state, ended)
         for stream, stream_state in zip(streams, state.unbind()):

@@ -13,6 +13,7 @@ from ..nn.state import BatchedState
 from ..tokenizer import BLANK_ID
 from .search import FrameSearch
 
+
 class TransducerSearchState(BatchedState):
     """The decoder's state after each stream's emitted tokens, and its projected last output."""
 

@@ -21,8 +21,9 @@ def clips_of(source: str):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.distill", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     encode = commands.add_parser("encode", help="store a teacher's encoder outputs per clip")
     encode.add_argument("sources", nargs="+", help="manifests or real set names (their train parts)")
@@ -39,8 +40,10 @@ def main(argv=None):
         computed = TeacherCache(args.cache, args.teacher).build(clips, threads=args.threads)
     except MissingPiece as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"{len(clips)} clips: {computed} encoded now, {len(clips) - computed} were stored already "
-          f"({args.cache / args.teacher})")
+    print(
+        f"{len(clips)} clips: {computed} encoded now, {len(clips) - computed} were stored already "
+        f"({args.cache / args.teacher})"
+    )
 
 
 if __name__ == "__main__":

@@ -78,20 +78,29 @@ class WhisperTeacher:
         faster_whisper = require("faster_whisper")
         self.name, self.beam_size = name, beam_size
         self.model = faster_whisper.WhisperModel(
-            str(TEACHER_DIRS[name]()), device="cpu", compute_type="int8", cpu_threads=threads)
+            str(TEACHER_DIRS[name]()), device="cpu", compute_type="int8", cpu_threads=threads
+        )
         self.sample_rate = self.model.feature_extractor.sampling_rate  # the rate audio must come in at
         self._ctranslate2 = require("ctranslate2")
 
     def transcribe(self, audio: np.ndarray) -> Label:
         """Text and word times of 16 kHz mono float32 audio (long-form, no conditioning on earlier text)."""
         segments, _ = self.model.transcribe(
-            audio, language="en", beam_size=self.beam_size, word_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False)
+            audio,
+            language="en",
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
         words = [word for segment in segments for word in segment.words]
         text = " ".join(" ".join(word.word for word in words).split())
         confidence = float(np.mean([word.probability for word in words])) if words else 0.0
-        return Label(text, [(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3)) for w in words],
-                     round(confidence, 4))
+        return Label(
+            text,
+            [(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3)) for w in words],
+            round(confidence, 4),
+        )
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """The encoder's output over the clip's own frames (no 30 s padding), pooled pairwise to

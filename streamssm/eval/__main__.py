@@ -47,22 +47,42 @@ def parse_args(argv=None):
 
     asr_parser = tasks.add_parser("asr", help="evaluate a speech recogniser", description=ASR_HELP, formatter_class=raw)
     asr_parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
-    asr_parser.add_argument("--sets", nargs="+", default=list(NAMED_SETS), metavar="SET",
-                            help=f"named sets or manifest paths (default: {' '.join(NAMED_SETS)})")
-    asr_parser.add_argument("--mode", choices=("streaming", "offline", "both"), default="both",
-                            help="decoding mode (default: both, with the agreement check)")
+    asr_parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=list(NAMED_SETS),
+        metavar="SET",
+        help=f"named sets or manifest paths (default: {' '.join(NAMED_SETS)})",
+    )
+    asr_parser.add_argument(
+        "--mode",
+        choices=("streaming", "offline", "both"),
+        default="both",
+        help="decoding mode (default: both, with the agreement check)",
+    )
     asr_parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")
     asr_parser.add_argument("--out", default="reports/asr", help="output folder (default: reports/asr)")
     asr_parser.add_argument("--limit", type=int, help="evaluate only the first N utterances of each set")
-    asr_parser.add_argument("--search", choices=("transducer", "ctc"),
-                            help="streaming search (default: the model's own, in its config.json)")
+    asr_parser.add_argument(
+        "--search",
+        choices=("transducer", "ctc"),
+        help="streaming search (default: the model's own, in its config.json)",
+    )
 
     kws_parser = tasks.add_parser("kws", help="evaluate a keyword spotter", description=KWS_HELP, formatter_class=raw)
     kws_parser.add_argument("--model", default="kws", help="bundled model name or folder (default: kws)")
-    kws_parser.add_argument("--positives", nargs="+", default=["wwb", "precise", "fsdd"],
-                            help="wwb, precise, fsdd or keyword-clip manifests (default: wwb precise fsdd)")
-    kws_parser.add_argument("--negatives", nargs="+", default=["real"],
-                            help="real, asterisk or manifests of non-keyword speech (default: real)")
+    kws_parser.add_argument(
+        "--positives",
+        nargs="+",
+        default=["wwb", "precise", "fsdd"],
+        help="wwb, precise, fsdd or keyword-clip manifests (default: wwb precise fsdd)",
+    )
+    kws_parser.add_argument(
+        "--negatives",
+        nargs="+",
+        default=["real"],
+        help="real, asterisk or manifests of non-keyword speech (default: real)",
+    )
     kws_parser.add_argument("--out", default="reports/kws", help="output folder")
     kws_parser.add_argument("--chunk-ms", type=int, default=160, help="chunk size for the RTF measurement")
 

@@ -50,7 +50,9 @@ def score(reference: str, hypothesis: str) -> dict:
     reference, hypothesis = normalise(reference), normalise(hypothesis)
     words, chars = jiwer.process_words(reference, hypothesis), jiwer.process_characters(reference, hypothesis)
     counts = {
-        "substitutions": words.substitutions, "deletions": words.deletions, "insertions": words.insertions,
+        "substitutions": words.substitutions,
+        "deletions": words.deletions,
+        "insertions": words.insertions,
         "reference_words": words.hits + words.substitutions + words.deletions,
         "char_errors": chars.substitutions + chars.deletions + chars.insertions,
         "reference_chars": chars.hits + chars.substitutions + chars.deletions,
@@ -99,8 +101,12 @@ def decode(recognizer: StreamingRecognizer, audio: np.ndarray, rate: int, chunk_
     seconds = time.perf_counter() - started
     partials = [at for at, e in returned if e.kind == "partial"]
     finals = [(at, e) for at, e in returned if e.kind == "final"]
-    return Decoded(" ".join(e.text for _, e in finals), seconds, partials[0] if partials else None,
-                   finals[-1][0] if finals else None)
+    return Decoded(
+        " ".join(e.text for _, e in finals),
+        seconds,
+        partials[0] if partials else None,
+        finals[-1][0] if finals else None,
+    )
 
 
 def load_recognizer(model, search: str | None = None) -> StreamingRecognizer:
@@ -122,8 +128,9 @@ def load_sets(names, limit: int | None = None) -> dict[str, list[Utterance]]:
             raise ValueError(f"two sets are named {set_name!r}; give the manifests distinct folder or file names")
         untexted = [u for u in utterances if not u.text]
         if untexted:
-            raise ValueError(f"set {set_name!r}: {len(untexted)} utterances have no reference text, "
-                             f"e.g. {untexted[0].audio}")
+            raise ValueError(
+                f"set {set_name!r}: {len(untexted)} utterances have no reference text, e.g. {untexted[0].audio}"
+            )
         if not utterances:
             raise ValueError(f"set {set_name!r} has no utterances")
         sets[set_name] = utterances[:limit]
@@ -149,8 +156,14 @@ def evaluate_utterance(recognizer, utterance: Utterance, modes, chunk_ms: float)
     audio = read_audio(utterance.audio, rate)
     decoded_audio = np.concatenate([audio, np.zeros(round(rate * tail_seconds(recognizer)), np.float32)])
     speech_start, speech_end = speech_span(audio, rate) or (None, None)
-    row = {"audio": str(utterance.audio), "duration": len(audio) / rate, "decoded_duration": len(decoded_audio) / rate,
-           "reference": utterance.text, "speech_start": speech_start, "speech_end": speech_end}
+    row = {
+        "audio": str(utterance.audio),
+        "duration": len(audio) / rate,
+        "decoded_duration": len(decoded_audio) / rate,
+        "reference": utterance.text,
+        "speech_start": speech_start,
+        "speech_end": speech_end,
+    }
     for mode in modes:
         chunk = max(1, round(rate * chunk_ms / 1000)) if mode == "streaming" else len(decoded_audio)
         decoded = decode(recognizer, decoded_audio, rate, chunk)
@@ -184,15 +197,22 @@ def evaluate_set(recognizer, name: str, utterances, modes, chunk_ms: float) -> d
     return {**result, "skipped_without_words": skipped, "rows": rows}
 
 
-def evaluate(recognizer, sets: dict[str, list[Utterance]], out, modes=MODES, chunk_ms: float = 160,
-             model_name: str = "") -> dict:
+def evaluate(
+    recognizer, sets: dict[str, list[Utterance]], out, modes=MODES, chunk_ms: float = 160, model_name: str = ""
+) -> dict:
     """Evaluate on every set; writes report.json, summary.md and wer.png to `out`."""
     torch.set_num_threads(1)
     report = {
-        "model": model_name, "search": recognizer.decoding.search_name, "modes": list(modes), "chunk_ms": chunk_ms,
+        "model": model_name,
+        "search": recognizer.decoding.search_name,
+        "modes": list(modes),
+        "chunk_ms": chunk_ms,
         "threads": 1,
-        "normaliser": "whisper_normalizer.english.EnglishTextNormalizer", "tail_silence_s": tail_seconds(recognizer),
-        "sets": {name: evaluate_set(recognizer, name, utterances, modes, chunk_ms) for name, utterances in sets.items()},
+        "normaliser": "whisper_normalizer.english.EnglishTextNormalizer",
+        "tail_silence_s": tail_seconds(recognizer),
+        "sets": {
+            name: evaluate_set(recognizer, name, utterances, modes, chunk_ms) for name, utterances in sets.items()
+        },
     }
     if set(modes) == set(MODES):
         report["modes_agree"] = all(s["modes_agree"] for s in report["sets"].values())
@@ -207,25 +227,34 @@ def evaluate(recognizer, sets: dict[str, list[Utterance]], out, modes=MODES, chu
 def summary_table(report) -> str:
     """Markdown: one row per set and mode, then whether the modes agree and what was skipped."""
     seconds = lambda value: "–" if value is None else f"{value:.3f}"
-    lines = ["| set | mode | utterances | hours | WER | CER | RTF | median first partial (s) | median final (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| set | mode | utterances | hours | WER | CER | RTF | median first partial (s) | median final (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, result in report["sets"].items():
         for mode in report["modes"]:
             row = result[mode]
-            lines.append(f"| {name} | {mode} | {result['utterances']} | {result['hours']:.4f} | {row['wer']:.1%} | "
-                         f"{row['cer']:.1%} | {row['rtf']:.3f} | {seconds(row.get('median_first_partial_latency_s'))} | "
-                         f"{seconds(row.get('median_final_latency_s'))} |")
+            lines.append(
+                f"| {name} | {mode} | {result['utterances']} | {result['hours']:.4f} | {row['wer']:.1%} | "
+                f"{row['cer']:.1%} | {row['rtf']:.3f} | {seconds(row.get('median_first_partial_latency_s'))} | "
+                f"{seconds(row.get('median_final_latency_s'))} |"
+            )
     lines.append("")
     if "modes_agree" in report:
         differing = [r["audio"] for s in report["sets"].values() for r in s["rows"] if not r["modes_agree"]]
-        lines.append("Streaming and offline transcripts agree on every utterance." if not differing else
-                     f"Streaming and offline transcripts DIFFER on {len(differing)} utterances, e.g. {differing[0]}.")
+        lines.append(
+            "Streaming and offline transcripts agree on every utterance."
+            if not differing
+            else f"Streaming and offline transcripts DIFFER on {len(differing)} utterances, e.g. {differing[0]}."
+        )
     for name, result in report["sets"].items():
         if result["skipped_without_words"]:
             lines.append(f"{name}: {len(result['skipped_without_words'])} utterances without words to score skipped.")
     chunks = f"streaming in {report['chunk_ms']:g} ms chunks; " if "streaming" in report["modes"] else ""
-    lines.append(f"Model: {report['model']}; {report['search']} search; {chunks}1 thread; both sides normalised "
-                 "by Whisper's English normaliser.")
+    lines.append(
+        f"Model: {report['model']}; {report['search']} search; {chunks}1 thread; both sides normalised "
+        "by Whisper's English normaliser."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -73,7 +73,9 @@ def positive_sets(names, keywords) -> dict[str, list[Utterance]]:
     sets = {}
     for name in names:
         utterances = real_kws_split(name)["eval"] if name in ("wwb", "precise", "fsdd") else read_manifest(name)
-        sets[Path(name).parent.name if name.endswith(".jsonl") else name] = [u for u in utterances if u.keyword in keywords]
+        sets[Path(name).parent.name if name.endswith(".jsonl") else name] = [
+            u for u in utterances if u.keyword in keywords
+        ]
     return sets
 
 
@@ -110,8 +112,9 @@ class NegativeStream:
         count = 0
         for keyword, time_s in detections:
             i = max(0, bisect.bisect_right(starts, time_s) - 1)
-            said = self.spans[i][2] | (self.spans[i - 1][2] if i and time_s - self.spans[i - 1][1] <= REPORT_SLACK_S
-                                       else frozenset())
+            said = self.spans[i][2] | (
+                self.spans[i - 1][2] if i and time_s - self.spans[i - 1][1] <= REPORT_SLACK_S else frozenset()
+            )
             count += keyword not in said
         return count
 
@@ -142,7 +145,9 @@ def score_positives(model, sets):
         rows = []
         for u in tqdm(utterances, desc=f"positives {name}", unit="clip"):
             audio = read_audio(u.audio)
-            rows.append((u.keyword, len(PAD) / SR + keyword_end(audio), posteriors(model, np.concatenate([PAD, audio, PAD]))))
+            rows.append(
+                (u.keyword, len(PAD) / SR + keyword_end(audio), posteriors(model, np.concatenate([PAD, audio, PAD])))
+            )
         scored[name] = rows
     return scored
 
@@ -171,17 +176,26 @@ def operating_point(model, positives, negatives, thresholds):
             if hit:
                 latencies.append(hit[0].end + report_delay - end)
         total = sum(k["clips"] for k in keywords.values())
-        per_set[name] = {"clips": total, "recall": sum(k["detected"] for k in keywords.values()) / max(1, total),
-                         "confusions": sum(k["confused"] for k in keywords.values()),
-                         "repeated": sum(k["repeated"] for k in keywords.values()),
-                         "keywords": {k: {**v, "recall": v["detected"] / v["clips"]} for k, v in keywords.items()}}
-    false_alarms = {name: stream.false_alarms((e.text, e.end + report_delay) for e in detect(model, post, thresholds))
-                    for name, (stream, post) in negatives.items()}
+        per_set[name] = {
+            "clips": total,
+            "recall": sum(k["detected"] for k in keywords.values()) / max(1, total),
+            "confusions": sum(k["confused"] for k in keywords.values()),
+            "repeated": sum(k["repeated"] for k in keywords.values()),
+            "keywords": {k: {**v, "recall": v["detected"] / v["clips"]} for k, v in keywords.items()},
+        }
+    false_alarms = {
+        name: stream.false_alarms((e.text, e.end + report_delay) for e in detect(model, post, thresholds))
+        for name, (stream, post) in negatives.items()
+    }
     hours = sum(stream.hours for stream, _ in negatives.values())
-    return {"positives": per_set, "false_alarms": false_alarms, "negative_hours": hours,
-            "negative_hours_per_set": {name: stream.hours for name, (stream, _) in negatives.items()},
-            "false_alarms_per_hour": sum(false_alarms.values()) / max(hours, 1e-9),
-            "median_latency_s": float(np.median(latencies)) if latencies else None}
+    return {
+        "positives": per_set,
+        "false_alarms": false_alarms,
+        "negative_hours": hours,
+        "negative_hours_per_set": {name: stream.hours for name, (stream, _) in negatives.items()},
+        "false_alarms_per_hour": sum(false_alarms.values()) / max(hours, 1e-9),
+        "median_latency_s": float(np.median(latencies)) if latencies else None,
+    }
 
 
 def single_thread_rtf(model, audio: np.ndarray, chunk_ms: int) -> float:
@@ -200,8 +214,12 @@ def plot_det(points, shipped, path):
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name in points[0]["miss_rate"]:
-        ax.plot([max(p["false_alarms_per_hour"], 0.01) for p in points], [p["miss_rate"][name] for p in points],
-                marker=".", label=name)
+        ax.plot(
+            [max(p["false_alarms_per_hour"], 0.01) for p in points],
+            [p["miss_rate"][name] for p in points],
+            marker=".",
+            label=name,
+        )
         ax.plot([max(shipped["false_alarms_per_hour"], 0.01)], [1 - shipped["positives"][name]["recall"]], "k*")
     ax.set_xscale("log")
     ax.set_xlabel("false alarms per hour (0 drawn at 0.01)")
@@ -219,13 +237,20 @@ def summary_table(report) -> str:
     lines = ["| set | clips | recall | confusions | reported twice |", "|---|---|---|---|---|"]
     for name, row in shipped["positives"].items():
         lines.append(f"| {name} | {row['clips']} | {row['recall']:.1%} | {row['confusions']} | {row['repeated']} |")
-    per_set = ", ".join(f"{name}: {count} in {shipped['negative_hours_per_set'][name]:.2f} h"
-                        for name, count in shipped["false_alarms"].items())
-    lines += ["", f"False alarms: {sum(shipped['false_alarms'].values())} in {shipped['negative_hours']:.2f} h of "
-              f"negative audio ({shipped['false_alarms_per_hour']:.2f}/h; per set: {per_set}).",
-              f"Median time from the keyword's end to its report: {shipped['median_latency_s']:.3f} s." if shipped['median_latency_s'] is not None else "",
-              f"Model: {report['parameters']:,} parameters, {report['model_bytes']:,} bytes; single-thread RTF "
-              f"{report['rtf_1_thread']:.4f} at {report['chunk_ms']} ms chunks."]
+    per_set = ", ".join(
+        f"{name}: {count} in {shipped['negative_hours_per_set'][name]:.2f} h"
+        for name, count in shipped["false_alarms"].items()
+    )
+    lines += [
+        "",
+        f"False alarms: {sum(shipped['false_alarms'].values())} in {shipped['negative_hours']:.2f} h of "
+        f"negative audio ({shipped['false_alarms_per_hour']:.2f}/h; per set: {per_set}).",
+        f"Median time from the keyword's end to its report: {shipped['median_latency_s']:.3f} s."
+        if shipped["median_latency_s"] is not None
+        else "",
+        f"Model: {report['parameters']:,} parameters, {report['model_bytes']:,} bytes; single-thread RTF "
+        f"{report['rtf_1_thread']:.4f} at {report['chunk_ms']} ms chunks.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -239,12 +264,20 @@ def evaluate(model_dir, positive_names, negative_names, out, chunk_ms=160):
     points = []
     for threshold in tqdm(SWEEP, desc="threshold sweep"):
         point = operating_point(model, positives, negatives, dict.fromkeys(keywords, float(threshold)))
-        points.append({"threshold": float(threshold), "false_alarms_per_hour": point["false_alarms_per_hour"],
-                       "miss_rate": {n: 1 - r["recall"] for n, r in point["positives"].items()}})
+        points.append(
+            {
+                "threshold": float(threshold),
+                "false_alarms_per_hour": point["false_alarms_per_hour"],
+                "miss_rate": {n: 1 - r["recall"] for n, r in point["positives"].items()},
+            }
+        )
     rtf_audio = next(iter(negatives.values()))[0].audio[: 600 * SR]  # up to 10 minutes
     folder = resolve_model_dir(model_dir)
     report = {
-        "model": str(model_dir), "chunk_ms": chunk_ms, "shipped_thresholds": shipped, "det": points,
+        "model": str(model_dir),
+        "chunk_ms": chunk_ms,
+        "shipped_thresholds": shipped,
+        "det": points,
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_bytes": (folder / "model.safetensors").stat().st_size,
         "rtf_1_thread": single_thread_rtf(model, rtf_audio, chunk_ms),

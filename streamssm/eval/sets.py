@@ -42,7 +42,11 @@ def asterisk_prompts(root=ASTERISK_SOUNDS, texts_file=ASTERISK_TEXTS) -> list[Ut
             if ":" in line and not line.startswith(";"):
                 name, text = line.split(":", 1)
                 texts[name.strip()] = re.sub(r"[#*]", lambda key: SPOKEN_KEYS[key[0]], text.strip())
-    return [Utterance(Path(root, name + ".wav"), text=text) for name, text in texts.items() if Path(root, name + ".wav").is_file()]
+    return [
+        Utterance(Path(root, name + ".wav"), text=text)
+        for name, text in texts.items()
+        if Path(root, name + ".wav").is_file()
+    ]
 
 
 def librivox_utterances(root=LIBRIVOX) -> list[Utterance]:

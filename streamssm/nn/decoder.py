@@ -72,7 +72,8 @@ class MambaDecoder(nn.Module):
             raise TypeError(f"tokens must be an integer tensor, got {tokens.dtype}")
         if tokens.numel() and not 0 <= int(tokens.min()) <= int(tokens.max()) < self.vocab_size:
             raise ValueError(
-                f"token ids must be in [0, {self.vocab_size}), got {int(tokens.min())}..{int(tokens.max())}")
+                f"token ids must be in [0, {self.vocab_size}), got {int(tokens.min())}..{int(tokens.max())}"
+            )
 
     def forward(self, tokens: torch.Tensor, state: DecoderState | None = None):
         """tokens (b, L) -> (outputs (b, L, d_model), state after the last token)."""

@@ -87,7 +87,9 @@ class CausalSubsampling(nn.Module):
             padded = torch.cat([cache.to(h.dtype).transpose(1, 2), h], dim=1)  # (b, 1 + frames, channels)
             last = (padded.shape[1] - 1) if lengths is None else lengths * factor
             new_state.append(_frame_at(padded, last).transpose(1, 2).contiguous())
-            windows = padded.unfold(1, conv.kernel_size[0], conv.stride[0]).flatten(2)  # (b, frames', channels * kernel)
+            windows = padded.unfold(1, conv.kernel_size[0], conv.stride[0]).flatten(
+                2
+            )  # (b, frames', channels * kernel)
             h = F.silu(F.linear(windows, conv.weight.flatten(1), conv.bias))
         return self.proj(h), new_state
 
@@ -106,8 +108,12 @@ class MambaBlock(nn.Module):
         super().__init__()
         self.norm = RMSNorm(config.d_model)
         self.mixer = CausalMamba2(
-            config.d_model, d_state=config.d_state, d_conv=config.d_conv, expand=config.expand,
-            headdim=config.headdim, block_size=config.block_size,
+            config.d_model,
+            d_state=config.d_state,
+            d_conv=config.d_conv,
+            expand=config.expand,
+            headdim=config.headdim,
+            block_size=config.block_size,
         )
 
     def forward(self, x, state, lengths=None):

@@ -183,8 +183,12 @@ class CausalMamba2(nn.Module):
         return Mamba2State(
             torch.zeros(batch_size, self.conv_dim, self.d_conv - 1, device=device, dtype=dtype),
             torch.zeros(
-                batch_size, self.nheads, self.headdim, self.d_state,
-                device=device, dtype=torch.promote_types(dtype, torch.float32),
+                batch_size,
+                self.nheads,
+                self.headdim,
+                self.d_state,
+                device=device,
+                dtype=torch.promote_types(dtype, torch.float32),
             ),
         )
 
@@ -246,16 +250,25 @@ class CausalMamba2(nn.Module):
         k = cuda_kernels()
         b, length, _ = xbc.shape
         conv = k["conv"](
-            xbc.transpose(1, 2), self.conv_weight.to(xbc.dtype), self.conv_bias.to(xbc.dtype),
+            xbc.transpose(1, 2),
+            self.conv_weight.to(xbc.dtype),
+            self.conv_bias.to(xbc.dtype),
             initial_states=state.conv.to(xbc.dtype).transpose(1, 2).contiguous().transpose(1, 2),
             activation="silu",
         ).transpose(1, 2)
         xs, B, C = torch.split(conv, [self.d_inner, self.d_state, self.d_state], -1)
         xs = xs.reshape(b, length, self.nheads, self.headdim)
         y, ssm = k["chunk_scan"](
-            xs, dt.float(), A.float(),
-            B[:, :, None, :], C[:, :, None, :], self.block_size,
-            D=self.D.float(), initial_states=state.ssm.float(), dt_softplus=False, return_final_states=True,
+            xs,
+            dt.float(),
+            A.float(),
+            B[:, :, None, :],
+            C[:, :, None, :],
+            self.block_size,
+            D=self.D.float(),
+            initial_states=state.ssm.float(),
+            dt_softplus=False,
+            return_final_states=True,
         )
         return y, ssm.to(state.ssm.dtype)
 
@@ -286,7 +299,13 @@ class CausalMamba2(nn.Module):
         p, n = self.headdim, self.d_state
         ssm = state.ssm.float().clone()
         y = k["state_update"](
-            ssm, xs, dt.float()[..., None].expand(-1, -1, p), A.float()[:, None, None].expand(-1, p, n),
-            B[:, None, :], C[:, None, :], D=self.D.float()[:, None].expand(-1, p), dt_softplus=False,
+            ssm,
+            xs,
+            dt.float()[..., None].expand(-1, -1, p),
+            A.float()[:, None, None].expand(-1, p, n),
+            B[:, None, :],
+            C[:, None, :],
+            D=self.D.float()[:, None].expand(-1, p),
+            dt_softplus=False,
         )
         return y, Mamba2State(conv_state, ssm.to(state.ssm.dtype))

@@ -45,8 +45,10 @@ def heads(model) -> dict:
     """The per-frame outputs of a model's chunk function: name -> function of the encoder output."""
     if model.kind == "kws":
         return {"logits": model.head}
-    return {"transducer": GreedyTransducerSearch(model.decoder, model.joiner).prepare,
-            "ctc": CTCGreedySearch(model.ctc_head).prepare}
+    return {
+        "transducer": GreedyTransducerSearch(model.decoder, model.joiner).prepare,
+        "ctc": CTCGreedySearch(model.ctc_head).prepare,
+    }
 
 
 class ChunkGraph(nn.Module):

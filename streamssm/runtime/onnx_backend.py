@@ -42,8 +42,9 @@ class Sessions:
         self.folder = Path(folder)
         missing = [name for name in graph_files(model) if not (self.folder / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"{self.folder} has no {', '.join(missing)}; "
-                                    f"export them: python -m streamssm.export {self.folder}")
+            raise FileNotFoundError(
+                f"{self.folder} has no {', '.join(missing)}; export them: python -m streamssm.export {self.folder}"
+            )
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -51,8 +52,10 @@ class Sessions:
         for name in graph_files(model):
             session = ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
             if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != sha:
-                raise RuntimeError(f"{self.folder / name} was exported from other weights than "
-                                   f"{self.folder}/model.safetensors; re-export: python -m streamssm.export {self.folder}")
+                raise RuntimeError(
+                    f"{self.folder / name} was exported from other weights than "
+                    f"{self.folder}/model.safetensors; re-export: python -m streamssm.export {self.folder}"
+                )
             self.sessions[name] = session
             self.input_names[name] = [i.name for i in session.get_inputs()]
 
@@ -108,7 +111,9 @@ class OnnxBackend:
         for start in range(0, n, self.max_frames):
             piece = features[:, start * SUBSAMPLING : (start + self.max_frames) * SUBSAMPLING]
             name = STEP if piece.shape[1] == SUBSAMPLING else CHUNK
-            result = self.sessions.run(name, [np.ascontiguousarray(piece.numpy()), *(t.numpy() for t in state.tensors())])
+            result = self.sessions.run(
+                name, [np.ascontiguousarray(piece.numpy()), *(t.numpy() for t in state.tensors())]
+            )
             outputs.append(result[self.output])
             state = state._rebuild(result[self.n_outputs :])
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1), state

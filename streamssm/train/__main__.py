@@ -24,14 +24,20 @@ def parse_setting(parser, item: str, config_class) -> tuple[str, object]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("task", choices=sorted(TASKS), help="what to train")
     parser.add_argument("--config", help="JSON file of training settings (defaults for the rest)")
     parser.add_argument("--steps", type=int, help="override the number of steps")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, VALUE as JSON (e.g. --set distill_weight=0 --set out_dir='\"x\"'; "
-                             "a VALUE that is not JSON is taken as a string); repeatable")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, VALUE as JSON (e.g. --set distill_weight=0 --set out_dir='\"x\"'; "
+        "a VALUE that is not JSON is taken as a string); repeatable",
+    )
     args = parser.parse_args(argv)
     config_class, train = TASKS[args.task]
     config = config_class.from_file(args.config) if args.config else config_class()

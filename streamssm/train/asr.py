@@ -79,14 +79,19 @@ from .common import (
 class ASRTrainConfig:
     out_dir: str = "data/train/asr"  # frozen data list, tokenizer, cache, checkpoints, logs, compute.json
     model_dir: str = "models/asr"  # the final model
-    init_from: str | None = None  # a model folder (or bundled name) to start from: its architecture, weights and tokenizer
+    init_from: str | None = (
+        None  # a model folder (or bundled name) to start from: its architecture, weights and tokenizer
+    )
     manifests: list[str] = field(default_factory=lambda: ["data/asr_tts/train/manifest.jsonl"])
     real_speech: list[str] = field(default_factory=lambda: ["ljs-reread"])  # their train parts
     real_repeat: int = 4  # times each real utterance is listed per epoch
     vocab_size: int = 256  # blank and <unk> included; may come out smaller on little text
     tokenizer_type: str = "unigram"  # or "bpe"
-    encoder: dict = field(default_factory=lambda: dict(
-        d_model=256, n_layers=8, d_state=64, headdim=64, expand=2, subsampling_channels=256, block_size=64))
+    encoder: dict = field(
+        default_factory=lambda: dict(
+            d_model=256, n_layers=8, d_state=64, headdim=64, expand=2, subsampling_channels=256, block_size=64
+        )
+    )
     decoder: dict = field(default_factory=lambda: dict(d_model=256, n_layers=2, d_state=32, headdim=32))
     joiner_dim: int = 256
     ctc_weight: float = 0.3
@@ -119,8 +124,9 @@ class ASRTrainConfig:
 
     def __post_init__(self):
         if self.augment and self.feature_cache:
-            raise ValueError("feature_cache holds clean features: turn augment off to use it "
-                             "(waveform augmentation reads the audio)")
+            raise ValueError(
+                "feature_cache holds clean features: turn augment off to use it (waveform augmentation reads the audio)"
+            )
 
     @classmethod
     def from_file(cls, path) -> "ASRTrainConfig":
@@ -156,8 +162,12 @@ def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
     if config.init_from:
         return load_model(config.init_from).train()
     model_config = ASRConfig(
-        tokenizer.vocab_size, encoder=EncoderConfig(**config.encoder), decoder=DecoderConfig(**config.decoder),
-        joiner_dim=config.joiner_dim, ctc_weight=config.ctc_weight)
+        tokenizer.vocab_size,
+        encoder=EncoderConfig(**config.encoder),
+        decoder=DecoderConfig(**config.decoder),
+        joiner_dim=config.joiner_dim,
+        ctc_weight=config.ctc_weight,
+    )
     return ASRModel(model_config, tokenizer)
 
 
@@ -176,8 +186,10 @@ class Validation:
 
     def __init__(self, utterances: list[Utterance], batch_size: int = 8):
         dataset = SpeechDataset(utterances)
-        self.batches = [collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-                        for start in range(0, len(dataset), batch_size)]
+        self.batches = [
+            collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            for start in range(0, len(dataset), batch_size)
+        ]
 
     @classmethod
     def from_config(cls, config: ASRTrainConfig) -> "Validation | None":
@@ -214,12 +226,15 @@ class TrainedASR(nn.Module):
     def __init__(self, model: ASRModel, config: ASRTrainConfig, teacher_dim: int | None):
         super().__init__()
         self.model, self.config = model, config
-        self.distillation = FrameDistillation(model.config.encoder.d_model, teacher_dim, config.distill_delay) \
-            if teacher_dim else None
+        self.distillation = (
+            FrameDistillation(model.config.encoder.d_model, teacher_dim, config.distill_delay) if teacher_dim else None
+        )
 
     def forward(self, features, feature_lengths, tokens, token_lengths, targets=None, has_target=None):
         encoded, frames = self.model.encode_batch(features, feature_lengths, tokens, token_lengths)
-        total, transducer, ctc = self.model.text_losses(encoded, frames, tokens, token_lengths, self.config.lattice_rows)
+        total, transducer, ctc = self.model.text_losses(
+            encoded, frames, tokens, token_lengths, self.config.lattice_rows
+        )
         if self.distillation is None:
             return total, transducer, ctc, total.new_zeros(())
         distill = self.distillation(encoded, frames, targets, has_target)
@@ -235,7 +250,8 @@ class TeacherTargets:
         if not any(stored):
             raise FileNotFoundError(
                 f"no {config.teacher} outputs in {self.cache.folder}: store them first with "
-                f"python -m streamssm.distill encode SOURCES --teacher {config.teacher} --cache {config.teacher_cache}")
+                f"python -m streamssm.distill encode SOURCES --teacher {config.teacher} --cache {config.teacher_cache}"
+            )
         self.coverage = sum(stored) / len(stored)
         self.dim = self.cache.load(utterances[stored.index(True)]).shape[1]
 
@@ -247,10 +263,20 @@ def training_loader(config: ASRTrainConfig, env: Distributed, utterances, cache,
     """Duration-bucketed batches of this process, augmented as configured; loader workers default
     to the cores that the torch threads of all processes leave free."""
     augmenter = Augmenter(noise_dir=config.noise_dir, **config.augment_options) if config.augment else None
-    workers = config.loader_workers if config.loader_workers is not None else max(
-        0, (os.cpu_count() or 1) // env.world_size - config.threads)
-    loader = make_loader(utterances, config.max_seconds, seed=data_seed(config.seed, start_step), num_workers=workers,
-                         augmenter=augmenter, spec_augment=config.spec_augment, cache=cache)
+    workers = (
+        config.loader_workers
+        if config.loader_workers is not None
+        else max(0, (os.cpu_count() or 1) // env.world_size - config.threads)
+    )
+    loader = make_loader(
+        utterances,
+        config.max_seconds,
+        seed=data_seed(config.seed, start_step),
+        num_workers=workers,
+        augmenter=augmenter,
+        spec_augment=config.spec_augment,
+        cache=cache,
+    )
     if len(loader) == 0:
         raise ValueError(f"{len(utterances)} utterances make no batch for each of {env.world_size} processes")
     return loader
@@ -272,8 +298,12 @@ def data_seed(seed: int, step: int) -> int:
 
 def averaged_losses_and_audio(env: Distributed, losses, audio_seconds: float) -> tuple[list[float], float]:
     """The losses averaged over the processes and the seconds of audio they all took, in one exchange."""
-    values = torch.stack([*(loss.detach().double() for loss in losses),
-                          torch.tensor(audio_seconds, dtype=torch.float64, device=losses[0].device)])
+    values = torch.stack(
+        [
+            *(loss.detach().double() for loss in losses),
+            torch.tensor(audio_seconds, dtype=torch.float64, device=losses[0].device),
+        ]
+    )
     if env.world_size > 1:
         dist.all_reduce(values)
     *summed, seconds = values.tolist()
@@ -288,15 +318,26 @@ class Session:
     """One run of `train`, set-up included: where it ran, from which step, for how long (for compute.json)."""
 
     def __init__(self, env: Distributed, precision: str):
-        device = (torch.cuda.get_device_name(env.device) if env.device.type == "cuda"
-                  else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads per process")
-        self.fields = {"device": device, "processes": env.world_size, "precision": precision,
-                       "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        device = (
+            torch.cuda.get_device_name(env.device)
+            if env.device.type == "cuda"
+            else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads per process"
+        )
+        self.fields = {
+            "device": device,
+            "processes": env.world_size,
+            "precision": precision,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         self.started, self.first_step = time.time(), 0
 
     def record(self, last_step: int) -> dict:
-        return {**self.fields, "first_step": self.first_step, "last_step": last_step,
-                "wall_seconds": round(time.time() - self.started, 1)}
+        return {
+            **self.fields,
+            "first_step": self.first_step,
+            "last_step": last_step,
+            "wall_seconds": round(time.time() - self.started, 1),
+        }
 
 
 def with_session(progress: dict, session: Session) -> dict:
@@ -361,13 +402,24 @@ def train(config: ASRTrainConfig) -> Path:
         (total, transducer, ctc, distill), seconds = averaged_losses_and_audio(env, losses, audio_seconds)
         progress.update(step=step + 1, epoch=epoch, audio_hours=progress["audio_hours"] + seconds / 3600)
         bar.update()
-        bar.set_postfix(loss=f"{total:.3f}", transducer=f"{transducer:.3f}", ctc=f"{ctc:.3f}",
-                        distill=f"{distill:.3f}", hours=f"{progress['audio_hours']:.2f}")
+        bar.set_postfix(
+            loss=f"{total:.3f}",
+            transducer=f"{transducer:.3f}",
+            ctc=f"{ctc:.3f}",
+            distill=f"{distill:.3f}",
+            hours=f"{progress['audio_hours']:.2f}",
+        )
         if step % config.log_every == 0:
-            log.write(step=step, loss=total, transducer=transducer, ctc=ctc, distill=distill,
-                      lr=optimizer.param_groups[0]["lr"],
-                      step_seconds=round(time.perf_counter() - started, 3),
-                      audio_hours=round(progress["audio_hours"], 4))
+            log.write(
+                step=step,
+                loss=total,
+                transducer=transducer,
+                ctc=ctc,
+                distill=distill,
+                lr=optimizer.param_groups[0]["lr"],
+                step_seconds=round(time.perf_counter() - started, 3),
+                audio_hours=round(progress["audio_hours"], 4),
+            )
         if validation and (step + 1) % config.validate_every == 0:
             log.write(step=step, **{f"validation_{name}": value for name, value in validation(model).items()})
         if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):

@@ -83,7 +83,9 @@ def save_checkpoint(folder, model, optimizer, progress: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     optimizer_tensors, optimizer_meta = _flatten_optimizer(optimizer)
     files = {
-        "model.safetensors": lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p)),
+        "model.safetensors": lambda p: save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p)
+        ),
         "optimizer.safetensors": lambda p: save_file(optimizer_tensors, str(p)),
         "progress.json": lambda p: p.write_text(json.dumps({**progress, "optimizer": optimizer_meta}, indent=1)),
     }

@@ -46,8 +46,11 @@ class KWSTrainConfig:
     out_dir: str = "data/train/kws"  # checkpoints and logs
     model_dir: str = "models/kws"  # the final model
     keywords: list[str] = field(default_factory=lambda: list(DEFAULT_KEYWORDS))
-    encoder: dict = field(default_factory=lambda: dict(
-        d_model=128, n_layers=4, d_state=32, headdim=32, expand=2, subsampling_channels=128, block_size=64))
+    encoder: dict = field(
+        default_factory=lambda: dict(
+            d_model=128, n_layers=4, d_state=32, headdim=32, expand=2, subsampling_channels=128, block_size=64
+        )
+    )
     manifests: list[str] = field(default_factory=lambda: ["data/kws_tts/train/manifest.jsonl"])
     real_kws: list[str] = field(default_factory=lambda: ["wwb", "precise", "fsdd"])  # their train parts
     real_speech: list[str] = field(default_factory=lambda: ["ljs-reread"])  # train part, as negatives
@@ -217,8 +220,12 @@ def collect_data(config: KWSTrainConfig, cache_dir: Path) -> tuple[ClipPools, di
     sources += [("real", u) for name in config.real_kws for u in real_kws_split(name)["train"]]
     sources += [("real", u) for name in config.real_speech for u in real_split(name)["train"]]
     keyword_words = [words_of(k) for k in config.keywords]
-    kept = [(origin, u) for origin, u in sources if u.keyword in config.keywords or (
-        u.keyword is None and u.text and not any(k in words_of(u.text) for k in keyword_words))]
+    kept = [
+        (origin, u)
+        for origin, u in sources
+        if u.keyword in config.keywords
+        or (u.keyword is None and u.text and not any(k in words_of(u.text) for k in keyword_words))
+    ]
     bank = ClipBank([u for _, u in kept], cache_dir)
     positives = {k: {"real": [], "tts": []} for k in config.keywords}
     negatives, calibration = {"real": [], "tts": []}, []
@@ -283,7 +290,8 @@ def train(config: KWSTrainConfig) -> Path:
     torch.manual_seed(config.seed)
     pools, durations = collect_data(config, out / "cache")
     model_config = KWSConfig(
-        keywords=config.keywords, encoder=EncoderConfig(**config.encoder), keyword_durations=durations)
+        keywords=config.keywords, encoder=EncoderConfig(**config.encoder), keyword_durations=durations
+    )
     model = KWSModel(model_config).to(env.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     progress = load_checkpoint(out / "checkpoint", model, optimizer) or {"step": 0}
@@ -292,23 +300,40 @@ def train(config: KWSTrainConfig) -> Path:
     maker = ExampleMaker(config.keywords, pools, augmenter, config)
     rng = np.random.default_rng([config.seed, env.rank, progress["step"]])
     log = LossLog(out / "log.jsonl", enabled=env.is_main)
-    bar = tqdm(range(progress["step"], config.steps), initial=progress["step"], total=config.steps,
-               desc="training kws", disable=not env.is_main)
+    bar = tqdm(
+        range(progress["step"], config.steps),
+        initial=progress["step"],
+        total=config.steps,
+        desc="training kws",
+        disable=not env.is_main,
+    )
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, config.steps, config.lr, config.warmup)
         batch, lengths, labels, ends = make_batch(maker, rng, config.batch_size)
         logits, _ = trained(batch.to(env.device), lengths=lengths.to(env.device))
-        loss, filler, keyword = kws_loss(logits.cpu(), lengths, labels, ends, config.window_before,
-                                         config.window_after, model_config.smoothing_frames)
+        loss, filler, keyword = kws_loss(
+            logits.cpu(),
+            lengths,
+            labels,
+            ends,
+            config.window_before,
+            config.window_after,
+            model_config.smoothing_frames,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.3f}", filler=f"{filler.item():.3f}", kw=f"{keyword.item():.3f}")
         if step % config.log_every == 0:
-            log.write(step=step, loss=loss.item(), filler=filler.item(), keyword=keyword.item(),
-                      lr=optimizer.param_groups[0]["lr"])
+            log.write(
+                step=step,
+                loss=loss.item(),
+                filler=filler.item(),
+                keyword=keyword.item(),
+                lr=optimizer.param_groups[0]["lr"],
+            )
         if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
             save_checkpoint(out / "checkpoint", model, optimizer, {"step": step + 1, "config": asdict(config)})
     if not env.is_main:
