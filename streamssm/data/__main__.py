@@ -13,9 +13,15 @@ commands:
 import importlib
 import sys
 
-COMMANDS = {"text": "text", "keywords": "keyword_clips", "sentences": "sentences", "negatives": "streams",
-            "manifest": "readers", "cache": "cache",
-            "label": "label"}
+COMMANDS = {
+    "text": "text",
+    "keywords": "keyword_clips",
+    "sentences": "sentences",
+    "negatives": "streams",
+    "manifest": "readers",
+    "cache": "cache",
+    "label": "label",
+}
 
 
 def main(argv=None):

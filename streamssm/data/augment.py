@@ -106,7 +106,9 @@ class Augmenter:
 
     def __post_init__(self):
         self.rng = np.random.default_rng(self.seed)
-        files = sorted(p for p in Path(self.noise_dir).rglob("*") if p.suffix in AUDIO_SUFFIXES) if self.noise_dir else []
+        files = (
+            sorted(p for p in Path(self.noise_dir).rglob("*") if p.suffix in AUDIO_SUFFIXES) if self.noise_dir else []
+        )
         if self.noise_dir and not files:
             raise FileNotFoundError(f"no noise recordings ({', '.join(AUDIO_SUFFIXES)}) under {self.noise_dir}")
         self.noises = [read_audio(p) for p in files]
@@ -139,8 +141,9 @@ class Augmenter:
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
-def spec_augment(features: torch.Tensor, rng: np.random.Generator, time_masks=2, time_width=10,
-                 freq_masks=2, freq_width=10) -> torch.Tensor:
+def spec_augment(
+    features: torch.Tensor, rng: np.random.Generator, time_masks=2, time_width=10, freq_masks=2, freq_width=10
+) -> torch.Tensor:
     """Zero random time and frequency bands of (T, n_mels) features (a copy; the input is kept)."""
     features = features.clone()
     frames, bins = features.shape

@@ -40,7 +40,9 @@ def cache_key(utterances: list[Utterance], config: FeatureConfig) -> str:
 def _write_shard(job: tuple[str, list[str], dict]) -> list[int]:
     """Features of the listed audio files into one shard; returns their frame counts."""
     path, audio_files, config = Path(job[0]), job[1], FeatureConfig(**job[2])
-    features = [log_mel(read_audio(audio, config.sample_rate), config).numpy().astype(np.float16) for audio in audio_files]
+    features = [
+        log_mel(read_audio(audio, config.sample_rate), config).numpy().astype(np.float16) for audio in audio_files
+    ]
     frames = [len(f) for f in features]
     data = np.concatenate(features) if features else np.zeros((0, config.n_mels), np.float16)
     with open(path.with_suffix(".tmp.npy"), "wb") as out:
@@ -64,20 +66,34 @@ class FeatureCache:
         self._shards = {}
 
     @classmethod
-    def build(cls, utterances: list[Utterance], folder: str | Path, config: FeatureConfig = FeatureConfig(),
-              shard_size: int = 2000, workers: int | None = None) -> "FeatureCache":
+    def build(
+        cls,
+        utterances: list[Utterance],
+        folder: str | Path,
+        config: FeatureConfig = FeatureConfig(),
+        shard_size: int = 2000,
+        workers: int | None = None,
+    ) -> "FeatureCache":
         """Open the cache of these utterances in `folder`, building (or finishing) it first if needed."""
         folder, key = Path(folder), cache_key(utterances, config)
         key_file = folder / "key"  # written first, so an unfinished build of other audio is not resumed
         if key_file.exists() and key_file.read_text() != key:
-            raise ValueError(f"the feature cache at {folder} was built from other audio or feature settings; "
-                             "use another folder or delete this one")
+            raise ValueError(
+                f"the feature cache at {folder} was built from other audio or feature settings; "
+                "use another folder or delete this one"
+            )
         if (folder / "index.json").exists():
             return cls(folder)
         folder.mkdir(parents=True, exist_ok=True)
         key_file.write_text(key)
-        jobs = [(str(folder / f"shard-{k:05d}.npy"), [str(u.audio) for u in utterances[start : start + shard_size]],
-                 asdict(config)) for k, start in enumerate(range(0, len(utterances), shard_size))]
+        jobs = [
+            (
+                str(folder / f"shard-{k:05d}.npy"),
+                [str(u.audio) for u in utterances[start : start + shard_size]],
+                asdict(config),
+            )
+            for k, start in enumerate(range(0, len(utterances), shard_size))
+        ]
         todo = [job for job in jobs if not Path(job[0]).exists()]
         with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
             for _ in tqdm(pool.map(_write_shard, todo), total=len(todo), desc="feature shards", unit="shard"):
@@ -106,8 +122,9 @@ class FeatureCache:
 def main(argv=None):
     from .readers import read_corpus
 
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data cache", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data cache", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("corpus", help="a manifest (.jsonl), a LibriSpeech folder or a Speech Commands folder")
     parser.add_argument("--out", type=Path, required=True, help="cache folder")
     parser.add_argument("--shard-size", type=int, default=2000, help="utterances per shard")

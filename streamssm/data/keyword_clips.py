@@ -37,18 +37,89 @@ from .voices import draw_persona
 
 # the kws model's keywords: what clips are made for by default, and what KWS training learns
 DEFAULT_KEYWORDS = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
-    "computer", "hey computer", "alexa", "jarvis", "amelia", "athena",
-    "smart mirror", "snowboy", "view glass", "hey chatterbox",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+    "computer",
+    "hey computer",
+    "alexa",
+    "jarvis",
+    "amelia",
+    "athena",
+    "smart mirror",
+    "snowboy",
+    "view glass",
+    "hey chatterbox",
 ]
 
 CONFUSABLE_NEGATIVES = [
-    "computers", "compute", "commuter", "alex", "alexander", "lexus", "hey", "hello", "athens", "amelie",
-    "emilia", "jarvis cocker", "service", "stopwatch", "going", "goal", "yesterday", "nope", "know", "now",
-    "update", "downtown", "leftover", "righteous", "online", "office", "often", "snowball", "cowboy",
-    "mirror", "smart", "view", "glass", "chatter", "chatterbox", "box", "tree", "free", "sex", "seventy",
-    "nineteen", "eighty", "fourteen", "fifty", "once", "twenty", "heaven", "hero", "zebra", "athlete",
+    "computers",
+    "compute",
+    "commuter",
+    "alex",
+    "alexander",
+    "lexus",
+    "hey",
+    "hello",
+    "athens",
+    "amelie",
+    "emilia",
+    "jarvis cocker",
+    "service",
+    "stopwatch",
+    "going",
+    "goal",
+    "yesterday",
+    "nope",
+    "know",
+    "now",
+    "update",
+    "downtown",
+    "leftover",
+    "righteous",
+    "online",
+    "office",
+    "often",
+    "snowball",
+    "cowboy",
+    "mirror",
+    "smart",
+    "view",
+    "glass",
+    "chatter",
+    "chatterbox",
+    "box",
+    "tree",
+    "free",
+    "sex",
+    "seventy",
+    "nineteen",
+    "eighty",
+    "fourteen",
+    "fifty",
+    "once",
+    "twenty",
+    "heaven",
+    "hero",
+    "zebra",
+    "athlete",
 ]
 
 
@@ -77,8 +148,15 @@ def make_clip(job: dict) -> dict | None:
         soundfile.write(tmp, audio, SR)
         tmp.replace(path)
     info = soundfile.info(path)
-    return {"audio": path.name, "keyword": job["keyword"], "text": job["text"], "duration": round(info.duration, 3),
-            "speaker": f"{job['engine']}:{job['voice']}", "sample_rate": SR, "split": job["split"]}
+    return {
+        "audio": path.name,
+        "keyword": job["keyword"],
+        "text": job["text"],
+        "duration": round(info.duration, 3),
+        "speaker": f"{job['engine']}:{job['voice']}",
+        "sample_rate": SR,
+        "split": job["split"],
+    }
 
 
 def negative_words(keywords, count: int, seed: int) -> list[str]:
@@ -87,8 +165,11 @@ def negative_words(keywords, count: int, seed: int) -> list[str]:
     for part in ("noun", "verb", "adj", "adv"):
         index = Path(f"/usr/share/wordnet/index.{part}")
         if index.exists():
-            words.update(line.split()[0] for line in index.read_text(errors="ignore").splitlines()
-                         if line[:1].isalpha() and line.split()[0].isalpha())
+            words.update(
+                line.split()[0]
+                for line in index.read_text(errors="ignore").splitlines()
+                if line[:1].isalpha() and line.split()[0].isalpha()
+            )
     if not words:
         raise FileNotFoundError("WordNet (Debian package wordnet-base) is needed for negative words")
     keyword_words = {w for k in keywords for w in k.split()}
@@ -107,8 +188,11 @@ def negative_sentences(keywords, count: int, seed: int) -> list[str]:
     for entry in fortune_entries():
         for sentence in split_sentences(entry):
             words = re.findall(r"[a-z']+", sentence.lower())
-            if 4 <= len(words) <= 20 and not re.search(r"[0-9@#$%&*_/\\<>=|~^]", sentence) and \
-                    not any(k in f" {' '.join(words)} " for k in keyword_words):
+            if (
+                4 <= len(words) <= 20
+                and not re.search(r"[0-9@#$%&*_/\\<>=|~^]", sentence)
+                and not any(k in f" {' '.join(words)} " for k in keyword_words)
+            ):
                 sentences.add(sentence)
     if not sentences:
         raise FileNotFoundError("fortunes (Debian package fortunes) are needed for negative sentences")
@@ -117,37 +201,85 @@ def negative_sentences(keywords, count: int, seed: int) -> list[str]:
     return ordered[:count]
 
 
-def plan(keywords, out: Path, clips_per_keyword: int, heldout_per_keyword: int, negatives: int, seed: int,
-         heldout_sentences: int = 0, train_sentences: int = 0):
+def plan(
+    keywords,
+    out: Path,
+    clips_per_keyword: int,
+    heldout_per_keyword: int,
+    negatives: int,
+    seed: int,
+    heldout_sentences: int = 0,
+    train_sentences: int = 0,
+):
     jobs = []
-    for split, voices, per_keyword in (("train", TRAIN_VOICES, clips_per_keyword), ("heldout", HELDOUT_VOICES, heldout_per_keyword)):
+    for split, voices, per_keyword in (
+        ("train", TRAIN_VOICES, clips_per_keyword),
+        ("heldout", HELDOUT_VOICES, heldout_per_keyword),
+    ):
         for keyword in keywords:
             for i in range(per_keyword):
                 engine, voice = voices[(i + zlib.crc32(keyword.encode())) % len(voices)]
-                jobs.append(dict(engine=engine, voice=voice, text=keyword, keyword=keyword, split=split,
-                                 seed=zlib.crc32(f"{seed}:{split}:{keyword}:{i}".encode()),
-                                 path=str(out / split / keyword.replace(" ", "_") / f"{i:05d}.flac")))
+                jobs.append(
+                    dict(
+                        engine=engine,
+                        voice=voice,
+                        text=keyword,
+                        keyword=keyword,
+                        split=split,
+                        seed=zlib.crc32(f"{seed}:{split}:{keyword}:{i}".encode()),
+                        path=str(out / split / keyword.replace(" ", "_") / f"{i:05d}.flac"),
+                    )
+                )
     for i, text in enumerate(negative_words(keywords, negatives, seed)):
         engine, voice = TRAIN_VOICES[i % len(TRAIN_VOICES)]
-        jobs.append(dict(engine=engine, voice=voice, text=text, keyword=None, split="train",
-                         seed=zlib.crc32(f"{seed}:neg:{i}".encode()), path=str(out / "train" / "_negative" / f"{i:05d}.flac")))
+        jobs.append(
+            dict(
+                engine=engine,
+                voice=voice,
+                text=text,
+                keyword=None,
+                split="train",
+                seed=zlib.crc32(f"{seed}:neg:{i}".encode()),
+                path=str(out / "train" / "_negative" / f"{i:05d}.flac"),
+            )
+        )
     # held-out voices read the first sentences, training voices the next ones: no text is on both sides
     sentences = negative_sentences(keywords, heldout_sentences + train_sentences, seed)
-    for split, voices, texts in (("heldout", HELDOUT_VOICES, sentences[:heldout_sentences]),
-                                 ("train", TRAIN_VOICES, sentences[heldout_sentences:])):
+    for split, voices, texts in (
+        ("heldout", HELDOUT_VOICES, sentences[:heldout_sentences]),
+        ("train", TRAIN_VOICES, sentences[heldout_sentences:]),
+    ):
         for i, text in enumerate(texts):
             engine, voice = voices[i % len(voices)]
-            jobs.append(dict(engine=engine, voice=voice, text=text, keyword=None, split=split,
-                             seed=zlib.crc32(f"{seed}:{split}:sentence:{i}".encode()),
-                             path=str(out / split / "_sentences" / f"{i:05d}.flac")))
+            jobs.append(
+                dict(
+                    engine=engine,
+                    voice=voice,
+                    text=text,
+                    keyword=None,
+                    split=split,
+                    seed=zlib.crc32(f"{seed}:{split}:sentence:{i}".encode()),
+                    path=str(out / split / "_sentences" / f"{i:05d}.flac"),
+                )
+            )
     return jobs
 
 
-def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negatives=12000, seed=0, workers=None,
-             heldout_sentences=0, train_sentences=0):
+def generate(
+    keywords,
+    out,
+    clips_per_keyword=400,
+    heldout_per_keyword=60,
+    negatives=12000,
+    seed=0,
+    workers=None,
+    heldout_sentences=0,
+    train_sentences=0,
+):
     out = Path(out)
-    jobs = plan(keywords, out, clips_per_keyword, heldout_per_keyword, negatives, seed, heldout_sentences,
-                train_sentences)
+    jobs = plan(
+        keywords, out, clips_per_keyword, heldout_per_keyword, negatives, seed, heldout_sentences, train_sentences
+    )
     records = {"train": [], "heldout": []}
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
         for job, record in tqdm(zip(jobs, pool.map(make_clip, jobs, chunksize=16)), total=len(jobs), desc="clips"):
@@ -163,22 +295,44 @@ def generate(keywords, out, clips_per_keyword=400, heldout_per_keyword=60, negat
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data keywords", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data keywords",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", default="data/kws_tts", help="output folder (train/ and heldout/ with manifests)")
-    parser.add_argument("--keywords", nargs="+", default=DEFAULT_KEYWORDS, help="keywords (default: the kws model's set)")
+    parser.add_argument(
+        "--keywords", nargs="+", default=DEFAULT_KEYWORDS, help="keywords (default: the kws model's set)"
+    )
     parser.add_argument("--clips-per-keyword", type=int, default=400, help="training clips per keyword")
     parser.add_argument("--heldout-per-keyword", type=int, default=60, help="held-out-voice clips per keyword")
     parser.add_argument("--negatives", type=int, default=12000, help="non-keyword clips (training voices)")
-    parser.add_argument("--heldout-sentences", type=int, default=0,
-                        help="non-keyword sentences from the held-out voices (false-alarm tests)")
-    parser.add_argument("--train-sentences", type=int, default=0,
-                        help="non-keyword sentences from the training voices (connected-speech negatives)")
+    parser.add_argument(
+        "--heldout-sentences",
+        type=int,
+        default=0,
+        help="non-keyword sentences from the held-out voices (false-alarm tests)",
+    )
+    parser.add_argument(
+        "--train-sentences",
+        type=int,
+        default=0,
+        help="non-keyword sentences from the training voices (connected-speech negatives)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     args = parser.parse_args(argv)
-    counts = generate(args.keywords, args.out, args.clips_per_keyword, args.heldout_per_keyword, args.negatives,
-                      args.seed, args.workers, args.heldout_sentences, args.train_sentences)
+    counts = generate(
+        args.keywords,
+        args.out,
+        args.clips_per_keyword,
+        args.heldout_per_keyword,
+        args.negatives,
+        args.seed,
+        args.workers,
+        args.heldout_sentences,
+        args.train_sentences,
+    )
     print(f"clips written: {counts}")
 
 

@@ -97,9 +97,7 @@ def utterance_record(utterance: Utterance, base: Path) -> dict:
         "speaker": utterance.speaker,
         "sample_rate": utterance.sample_rate,
         "split": utterance.split,
-        "words": None
-        if utterance.words is None
-        else [[w, round(s, 3), round(e, 3)] for w, s, e in utterance.words],
+        "words": None if utterance.words is None else [[w, round(s, 3), round(e, 3)] for w, s, e in utterance.words],
     }
     return {key: value for key, value in record.items() if value is not None}
 

@@ -55,8 +55,15 @@ def read_librispeech(root: str | Path) -> list[Utterance]:
             name, text = fields
             candidates = [transcript.parent / (name + suffix) for suffix in AUDIO_SUFFIXES]
             audio = next((p for p in candidates if p.is_file()), candidates[0])
-            utterances.append(Utterance(audio.resolve(), text=text.strip().lower(), duration=audio_duration(audio, where),
-                                        speaker=name.split("-")[0], split=split))
+            utterances.append(
+                Utterance(
+                    audio.resolve(),
+                    text=text.strip().lower(),
+                    duration=audio_duration(audio, where),
+                    speaker=name.split("-")[0],
+                    split=split,
+                )
+            )
     return utterances
 
 
@@ -66,17 +73,29 @@ def read_speech_commands(root: str | Path) -> list[Utterance]:
     for list_name, split in (("validation_list.txt", "validation"), ("testing_list.txt", "test")):
         if (root / list_name).exists():
             splits.update((line.strip(), split) for line in (root / list_name).read_text().splitlines() if line.strip())
-    clips = sorted(p for folder in root.iterdir() if folder.is_dir() and not folder.name.startswith(("_", "."))
-                   for p in folder.iterdir() if p.suffix in AUDIO_SUFFIXES)
+    clips = sorted(
+        p
+        for folder in root.iterdir()
+        if folder.is_dir() and not folder.name.startswith(("_", "."))
+        for p in folder.iterdir()
+        if p.suffix in AUDIO_SUFFIXES
+    )
     if not clips:
         raise ManifestError(f"{root}: no word folders with .wav/.flac clips found (Speech Commands layout)")
     utterances = []
     for clip in tqdm(clips, desc="Speech Commands clips", unit="clip", disable=len(clips) < 1000):
         word, key = clip.parent.name, clip.relative_to(root).as_posix()
         speaker = clip.stem.split("_nohash_")[0] if "_nohash_" in clip.stem else None
-        utterances.append(Utterance(clip.resolve(), text=word.replace("_", " "), keyword=word.replace("_", " "),
-                                    duration=audio_duration(clip, str(clip)), speaker=speaker,
-                                    split=splits.get(key, "train") if splits else None))
+        utterances.append(
+            Utterance(
+                clip.resolve(),
+                text=word.replace("_", " "),
+                keyword=word.replace("_", " "),
+                duration=audio_duration(clip, str(clip)),
+                speaker=speaker,
+                split=splits.get(key, "train") if splits else None,
+            )
+        )
     return utterances
 
 
@@ -93,8 +112,11 @@ def read_corpus(path: str | Path) -> list[Utterance]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data manifest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data manifest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("corpus", help="a LibriSpeech tree, a Speech Commands folder or a manifest")
     parser.add_argument("--out", type=Path, required=True, help="manifest to write (audio paths relative to it)")
     args = parser.parse_args(argv)

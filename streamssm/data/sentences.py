@@ -65,8 +65,16 @@ def plan(texts: list[str], voices, count: int, folder: Path, split: str, seed: i
     for i in range(count):
         engine, voice = voices[i % len(voices)]
         persona = (i // len(voices)) % PERSONAS_PER_VOICE
-        jobs.append(dict(engine=engine, voice=voice, persona=persona, text=order[i % len(order)], split=split,
-                         path=str(folder / "clips" / f"{i // 1000:03d}" / f"{i:06d}.flac")))
+        jobs.append(
+            dict(
+                engine=engine,
+                voice=voice,
+                persona=persona,
+                text=order[i % len(order)],
+                split=split,
+                path=str(folder / "clips" / f"{i // 1000:03d}" / f"{i:06d}.flac"),
+            )
+        )
     return jobs
 
 
@@ -81,8 +89,15 @@ def make_sentence(job: dict) -> Utterance | None:
     temporary = path.with_suffix(".tmp.flac")
     soundfile.write(temporary, audio, SR)
     temporary.replace(path)
-    return Utterance(path, text=normalize_text(job["text"]), duration=len(audio) / SR, sample_rate=SR,
-                     speaker=f"{job['engine']}:{job['voice']}:{job['persona']}", split=job["split"], words=words)
+    return Utterance(
+        path,
+        text=normalize_text(job["text"]),
+        duration=len(audio) / SR,
+        sample_rate=SR,
+        speaker=f"{job['engine']}:{job['voice']}:{job['persona']}",
+        split=job["split"],
+        words=words,
+    )
 
 
 def run_jobs(jobs: list[dict], folder: Path, workers: int | None) -> list[Utterance]:
@@ -94,8 +109,11 @@ def run_jobs(jobs: list[dict], folder: Path, workers: int | None) -> list[Uttera
     for job in todo:  # a logged clip whose file was lost is made again
         done.pop(Path(job["path"]).resolve(), None)
     folder.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(workers or os.cpu_count()) as pool, open(log, "a", encoding="utf-8") as out, \
-            tqdm(total=len(todo), desc=f"sentences ({folder.name})", unit="clip") as bar:
+    with (
+        ProcessPoolExecutor(workers or os.cpu_count()) as pool,
+        open(log, "a", encoding="utf-8") as out,
+        tqdm(total=len(todo), desc=f"sentences ({folder.name})", unit="clip") as bar,
+    ):
         seconds = 0.0
         for utterance in pool.map(make_sentence, todo, chunksize=4):
             if utterance is not None:
@@ -131,16 +149,30 @@ def generate(out, train_sentences: int, heldout_sentences: int, workers=None, no
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data sentences", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data sentences",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("data/asr_tts"), help="output folder")
-    parser.add_argument("--train-sentences", type=int, default=56000,
-                        help="clips read by the training voices (3.3 s each on average: 56000 are about 52 hours)")
-    parser.add_argument("--heldout-sentences", type=int, default=2400,
-                        help="clips read by the held-out voices (2400 are about 2.2 hours)")
+    parser.add_argument(
+        "--train-sentences",
+        type=int,
+        default=56000,
+        help="clips read by the training voices (3.3 s each on average: 56000 are about 52 hours)",
+    )
+    parser.add_argument(
+        "--heldout-sentences",
+        type=int,
+        default=2400,
+        help="clips read by the held-out voices (2400 are about 2.2 hours)",
+    )
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
-    parser.add_argument("--non-free", action="store_true",
-                        help="add the MBROLA and pico voices (Debian contrib/non-free) to the training side")
+    parser.add_argument(
+        "--non-free",
+        action="store_true",
+        help="add the MBROLA and pico voices (Debian contrib/non-free) to the training side",
+    )
     parser.add_argument("--seed", type=int, default=0, help="order in which the text is read")
     args = parser.parse_args(argv)
     summary = generate(args.out, args.train_sentences, args.heldout_sentences, args.workers, args.non_free, args.seed)

@@ -24,9 +24,15 @@ EVAL_SPEAKERS = {"fsdd": {"lucas"}}
 SPLIT_FIELD = {"speechocean762": {"train": "train", "test": "eval"}}
 SPEAKER_HASH = {"commonvoice-extra"}
 HASH_TRAIN_BUCKETS = 7  # of 10
-FOLDERS = {"wwb": "kws/wwb", "precise": "kws/precise", "fsdd": "kws/fsdd", "ljs-reread": "asr/ljs-reread",
-           "speechocean762": "asr/speechocean762", "commonvoice-extra": "asr/commonvoice-extra",
-           "vctk-p239": "asr/vctk-p239"}
+FOLDERS = {
+    "wwb": "kws/wwb",
+    "precise": "kws/precise",
+    "fsdd": "kws/fsdd",
+    "ljs-reread": "asr/ljs-reread",
+    "speechocean762": "asr/speechocean762",
+    "commonvoice-extra": "asr/commonvoice-extra",
+    "vctk-p239": "asr/vctk-p239",
+}
 
 
 def shared_data_dir() -> Path:

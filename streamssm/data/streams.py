@@ -74,12 +74,19 @@ def make_stream(job: dict) -> Utterance:
         temporary = path.with_suffix(".tmp.flac")
         soundfile.write(temporary, mixed, SR)
         temporary.replace(path)
-    return Utterance(path, text=text_path.read_text(encoding="utf-8").strip(), duration=soundfile.info(path).duration,
-                     speaker="mixed", sample_rate=SR, split=job["split"])
+    return Utterance(
+        path,
+        text=text_path.read_text(encoding="utf-8").strip(),
+        duration=soundfile.info(path).duration,
+        speaker="mixed",
+        sample_rate=SR,
+        split=job["split"],
+    )
 
 
-def generate(out, hours: float, keywords, split="heldout", file_minutes=10.0, noise_dir=None, workers=None,
-             seed=0) -> list[Utterance]:
+def generate(
+    out, hours: float, keywords, split="heldout", file_minutes=10.0, noise_dir=None, workers=None, seed=0
+) -> list[Utterance]:
     out = Path(out)
     if noise_dir is None:
         from .splits import shared_data_dir
@@ -91,12 +98,22 @@ def generate(out, hours: float, keywords, split="heldout", file_minutes=10.0, no
     if not texts:
         raise ValueError(f"no {split} sentences without the keywords {keywords}")
     count = max(1, round(hours * 60 / file_minutes))
-    jobs = [dict(path=str(out / split / f"{i:04d}.flac"), minutes=file_minutes, voices=voices, texts=texts,
-                 noise_dir=str(noise_dir), split=split, seed=zlib.crc32(f"{seed}:{split}:stream:{i}".encode()))
-            for i in range(count)]
+    jobs = [
+        dict(
+            path=str(out / split / f"{i:04d}.flac"),
+            minutes=file_minutes,
+            voices=voices,
+            texts=texts,
+            noise_dir=str(noise_dir),
+            split=split,
+            seed=zlib.crc32(f"{seed}:{split}:stream:{i}".encode()),
+        )
+        for i in range(count)
+    ]
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
-        utterances = list(tqdm(pool.map(make_stream, jobs), total=count, desc=f"negative streams ({split})",
-                               unit="file"))
+        utterances = list(
+            tqdm(pool.map(make_stream, jobs), total=count, desc=f"negative streams ({split})", unit="file")
+        )
     write_manifest(out / split / "manifest.jsonl", utterances)
     return utterances
 
@@ -104,20 +121,28 @@ def generate(out, hours: float, keywords, split="heldout", file_minutes=10.0, no
 def main(argv=None):
     from .keyword_clips import DEFAULT_KEYWORDS
 
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data negatives", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data negatives",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("data/negative_streams"), help="output folder")
     parser.add_argument("--hours", type=float, default=2.0, help="total length")
-    parser.add_argument("--keywords", nargs="+", default=DEFAULT_KEYWORDS,
-                        help="words no sentence may contain (default: the kws model's keywords)")
+    parser.add_argument(
+        "--keywords",
+        nargs="+",
+        default=DEFAULT_KEYWORDS,
+        help="words no sentence may contain (default: the kws model's keywords)",
+    )
     parser.add_argument("--split", choices=["heldout", "train"], default="heldout", help="voices and text to use")
     parser.add_argument("--file-minutes", type=float, default=10.0, help="length of each file")
     parser.add_argument("--noise-dir", type=Path, help="background noise recordings (default: ../shared/data/noise)")
     parser.add_argument("--workers", type=int, help="processes (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    utterances = generate(args.out, args.hours, args.keywords, args.split, args.file_minutes, args.noise_dir,
-                          args.workers, args.seed)
+    utterances = generate(
+        args.out, args.hours, args.keywords, args.split, args.file_minutes, args.noise_dir, args.workers, args.seed
+    )
     hours = sum(u.duration for u in utterances) / 3600
     print(f"{len(utterances)} files, {hours:.2f} hours -> {args.out / args.split / 'manifest.jsonl'}")
 

@@ -25,18 +25,42 @@ MIN_WORDS, MAX_WORDS = 3, 25
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 WORDNET_DIR = Path("/usr/share/wordnet")
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-         "sixteen seventeen eighteen nineteen").split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
-_ORDINAL_ENDINGS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-                    "nine": "ninth", "twelve": "twelfth"}
+_ORDINAL_ENDINGS = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?(%?)(?!\w|,\d)")
 _ALLOWED = re.compile(r"[A-Za-z ,.;:!?']+")
 # acronyms, abbreviations and initials: engines disagree on how to read them
 _UNREADABLE = re.compile(r"\b[A-Z]{2,}\b|\b[A-Z]\.|\.\w|[,;:]{2}|\b(?:Mrs?|Ms|Dr|St|Jr|Sr|vs|etc|Prof|Inc|Ltd|Co)\.")
-_REPLACEMENTS = {"\u2019": "'", "\u2018": "'", "`": "'", "\u201c": "", "\u201d": "", '"': "", "\u2014": ", ",
-                 "\u2013": ", ", "--": ", ", "-": " ", "&": " and ", "(": "", ")": "", "\u2026": ".", "_": " "}
+_REPLACEMENTS = {
+    "\u2019": "'",
+    "\u2018": "'",
+    "`": "'",
+    "\u201c": "",
+    "\u201d": "",
+    '"': "",
+    "\u2014": ", ",
+    "\u2013": ", ",
+    "--": ", ",
+    "-": " ",
+    "&": " and ",
+    "(": "",
+    ")": "",
+    "\u2026": ".",
+    "_": " ",
+}
 
 
 def number_to_words(n: int) -> str:
@@ -69,6 +93,7 @@ def ordinal_words(n: int) -> str:
 def spell_numbers(text: str) -> str:
     """Digits to words: '3.5%' -> 'three point five percent', '1,000' -> 'one thousand', '2nd' -> 'second',
     1100-1999 like years: '1984' -> 'nineteen eighty four', '1905' -> 'nineteen oh five'."""
+
     def spell(match: re.Match) -> str:
         whole, fraction, ordinal, percent = match.groups()
         n = int(whole.replace(",", ""))
@@ -77,7 +102,9 @@ def spell_numbers(text: str) -> str:
         if ordinal:
             words = ordinal_words(n)
         elif 1100 <= n < 2000 and "," not in whole and not fraction and not percent:  # read like a year
-            words = f"{number_to_words(n // 100)} {number_to_words(n % 100) if n % 100 >= 10 else 'oh ' + _ONES[n % 100]}"
+            words = (
+                f"{number_to_words(n // 100)} {number_to_words(n % 100) if n % 100 >= 10 else 'oh ' + _ONES[n % 100]}"
+            )
             words = words.replace(" oh zero", " hundred")
         else:
             words = number_to_words(n)
@@ -109,8 +136,9 @@ def clean_sentence(sentence: str) -> str | None:
 def bible_module() -> str:
     """The installed SWORD module of the World English Bible (e.g. engWEB2015eb)."""
     try:
-        listing = subprocess.run(["diatheke", "-b", "system", "-k", "modulelist"], capture_output=True,
-                                 text=True, check=True).stdout
+        listing = subprocess.run(
+            ["diatheke", "-b", "system", "-k", "modulelist"], capture_output=True, text=True, check=True
+        ).stdout
     except FileNotFoundError:
         raise FileNotFoundError("diatheke is not installed (Debian packages diatheke, sword-text-web)") from None
     for line in listing.splitlines():
@@ -122,8 +150,9 @@ def bible_module() -> str:
 def bible_chapters(books: str = "Gen-Rev") -> list[str]:
     """The text of each chapter of `books` (a diatheke key), footnotes removed."""
     module = bible_module()
-    output = subprocess.run(["diatheke", "-b", module, "-f", "plain", "-o", "f", "-k", books],
-                            capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        ["diatheke", "-b", module, "-f", "plain", "-o", "f", "-k", books], capture_output=True, text=True, check=True
+    ).stdout
     chapters, current, lines = [], None, []
     for line in output.splitlines():
         if line.strip() == f"({module})":  # diatheke's closing line
@@ -152,8 +181,12 @@ def wordnet_examples() -> list[str]:
 
 def fortune_entries() -> list[str]:
     """Every fortune cookie of the installed collections (files without a suffix), in path order."""
-    return [entry for path in sorted(FORTUNES_DIR.glob("*")) if not path.suffix and path.is_file()
-            for entry in path.read_text(errors="ignore").split("\n%\n")]
+    return [
+        entry
+        for path in sorted(FORTUNES_DIR.glob("*"))
+        if not path.suffix and path.is_file()
+        for entry in path.read_text(errors="ignore").split("\n%\n")
+    ]
 
 
 def source_sentences() -> dict[str, list[str]]:
@@ -211,8 +244,9 @@ def load_or_build_text(folder: Path) -> dict[str, list[str]]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m streamssm.data text", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data text", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("data/text"), help="folder for train.txt and heldout.txt")
     args = parser.parse_args(argv)
     raw = source_sentences()
@@ -221,8 +255,10 @@ def main(argv=None):
     for name, sentences in raw.items():
         print(f"{name}: {len(sentences)} raw sentences, {len(split_text(sentences)['train'])} clean train")
     words = sum(len(s.split()) for s in parts["train"])
-    print(f"wrote {args.out}/train.txt ({len(parts['train'])} sentences, {words} words) and "
-          f"{args.out}/heldout.txt ({len(parts['heldout'])} sentences)")
+    print(
+        f"wrote {args.out}/train.txt ({len(parts['train'])} sentences, {words} words) and "
+        f"{args.out}/heldout.txt ({len(parts['heldout'])} sentences)"
+    )
 
 
 if __name__ == "__main__":

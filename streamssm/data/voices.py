@@ -35,11 +35,20 @@ FLITE_TRAIN = [("flite", v) for v in ("kal16", "awb", "rms", "slt")]
 FESTIVAL_TRAIN = [("festival", "kal_diphone"), ("festival", "cmu_us_slt_arctic_hts")]
 
 KEYWORD_TRAIN_VOICES = ESPEAK_TRAIN + FLITE_TRAIN * 6  # the clearer voices get a quarter of the clips
-KEYWORD_HELDOUT_VOICES = [("espeak", "en-gb-x-gbcwmd" + v) for v in ("", "+f2", "+m3")] + [("piper", "joe"), ("hibari", "heart")]
+KEYWORD_HELDOUT_VOICES = [("espeak", "en-gb-x-gbcwmd" + v) for v in ("", "+f2", "+m3")] + [
+    ("piper", "joe"),
+    ("hibari", "heart"),
+]
 
 SENTENCE_TRAIN_VOICES = ESPEAK_TRAIN + (FLITE_TRAIN + FESTIVAL_TRAIN) * 12  # clearer voices: half the sentences
 SENTENCE_HELDOUT_VOICES = KEYWORD_HELDOUT_VOICES + [("festival", "ked_diphone")]
-NON_FREE_TRAIN_VOICES = [("mbrola", "mb-us1"), ("mbrola", "mb-us2"), ("mbrola", "mb-en1"), ("pico", "en-US"), ("pico", "en-GB")]
+NON_FREE_TRAIN_VOICES = [
+    ("mbrola", "mb-us1"),
+    ("mbrola", "mb-us2"),
+    ("mbrola", "mb-en1"),
+    ("pico", "en-US"),
+    ("pico", "en-GB"),
+]
 HELDOUT_ENGINES = {"piper", "hibari"}
 
 PERSONAS_PER_VOICE = 4
