@@ -16,30 +16,20 @@ mode=${1:-run}
 OUT=${OUT:-/tmp/streamssm-gpu}
 mkdir -p "$OUT"
 
-# What the GPU image (KINDS.md) lacks of our dependencies, for its Python 3.12.
-WHEELS="soundfile soxr cffi pycparser"
+source scripts/device_wheels.sh
 
 if [ "$mode" = --fetch ]; then
-    grep -qx '/.whl/' .git/info/exclude || echo /.whl/ >> .git/info/exclude
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl $WHEELS
-    # mamba-ssm and causal-conv1d publish CUDA builds only on their GitHub releases, one per
-    # CUDA x torch x Python; put the matching ones (cu13, torch 2.11, cp312) into .whl/ by hand.
-    ls -l .whl
+    fetch_device_wheels
     exit 0
 fi
 
 if [ "$mode" = --dry-run ]; then
     device=cpu dtype=fp32 max_streams=4
+    device_pythonpath
 else
     device=cuda dtype=bf16 max_streams=65536
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-            || { echo "wheel install failed" | tee "$OUT/environment.txt"; exit 1; }
-    fi
+    install_device_wheels || { echo "wheel install failed" | tee "$OUT/environment.txt"; exit 1; }
 fi
-export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 {
     nvidia-smi 2>&1 || echo "no nvidia-smi"

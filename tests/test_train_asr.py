@@ -13,7 +13,7 @@ from streamssm.data.manifest import write_manifest
 from streamssm.data.splits import real_split
 from streamssm.models import load_model
 from streamssm.recognizer import StreamingRecognizer
-from streamssm.train.asr import ASRTrainConfig, train, training_utterances
+from streamssm.train.asr import ASRTrainConfig, scheduled_step, train, training_utterances
 from train_helpers import torchrun_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,3 +133,15 @@ def test_training_from_a_model_keeps_its_architecture_tokenizer_and_normalisatio
     assert second.encoder.feature_mean.equal(first.encoder.feature_mean)  # kept, not measured again
     changed = [name for name, value in second.state_dict().items() if not value.equal(first.state_dict()[name])]
     assert changed  # and it trained on from there
+
+
+def test_time_limit_ends_the_run_with_its_model_and_the_schedule_keeps_pace(tmp_path, shared_data):
+    train(tiny_config(tmp_path, shared_data, steps=50, time_limit_s=1e-3, validate_every=0))
+    compute = json.loads((tmp_path / "run" / "compute.json").read_text())
+    assert compute["steps"] == 1  # stopped after the first step, far short of 50
+    assert load_model(tmp_path / "model").kind == "asr"
+    config = ASRTrainConfig(steps=1000, warmup=100, time_limit_s=600)
+    assert scheduled_step(50, config, elapsed_s=300) == 50  # warm-up goes by steps
+    assert scheduled_step(200, config, elapsed_s=300) == 500  # half the time used: half the schedule
+    assert scheduled_step(800, config, elapsed_s=300) == 800
+    assert scheduled_step(200, ASRTrainConfig(steps=1000, warmup=100), elapsed_s=1e6) == 200

@@ -8,6 +8,7 @@ commands:
   manifest    a manifest from a LibriSpeech or Speech Commands folder (readers.py)
   cache       fp16 log-mel feature shards of a corpus, for fast CPU training (cache.py)
   label       a teacher's transcripts and word times for untranscribed clips (label.py)
+  pack        the training audio re-encoded small, to train on another machine (pack.py)
 """
 
 import importlib
@@ -21,6 +22,7 @@ COMMANDS = {
     "manifest": "readers",
     "cache": "cache",
     "label": "label",
+    "pack": "pack",
 }
 
 

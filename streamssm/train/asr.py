@@ -33,7 +33,8 @@ on text alone. `lattice_rows` builds the transducer lattice a few utterances at 
 configs/asr.json trains the first model from scratch; configs/asr_distill.json continues a shipped
 model (`init_from`) on real speech, pseudo-labels and TTS with a teacher. Step times, audio hours
 and the runs behind the shipped model are in models/asr/README.md and OUT/compute.json. Choose
-`--steps` once per run: the learning-rate schedule follows it.
+`steps` once per run: the learning-rate schedule follows it, or `time_limit_s` when that comes
+first (a run on a lent machine ends in time, its schedule complete: scripts/gpu_train.sh).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class ASRTrainConfig:
     distill_delay: int = 4  # student frame t predicts teacher frame t - distill_delay (40 ms frames)
     max_seconds: float = 160.0  # padded audio per batch and process
     steps: int = 6000
+    time_limit_s: float | None = None  # end the run (model saved) after this long; the lr schedule keeps pace
     lr: float = 1e-3
     warmup: int = 500
     weight_decay: float = 0.01
@@ -310,6 +312,24 @@ def averaged_losses_and_audio(env: Distributed, losses, audio_seconds: float) ->
     return [value / env.world_size for value in summed], seconds
 
 
+def scheduled_step(step: int, config: ASRTrainConfig, elapsed_s: float) -> int:
+    """Where the learning-rate schedule is: at `step`, or, after warm-up, as far on as the share of
+    `time_limit_s` used, so that a run cut by its time limit has still decayed its learning rate."""
+    if not config.time_limit_s or step < config.warmup:
+        return step
+    return max(step, int(config.steps * elapsed_s / config.time_limit_s))
+
+
+def out_of_time(env: Distributed, config: ASRTrainConfig, elapsed_s: float) -> bool:
+    """Whether the run has used its `time_limit_s`; every process gets the main process's answer."""
+    if not config.time_limit_s:
+        return False
+    verdict = torch.tensor([float(elapsed_s >= config.time_limit_s)], device=env.device)
+    if env.world_size > 1:
+        dist.broadcast(verdict, 0)
+    return bool(verdict.item())
+
+
 def uses_bf16(config: ASRTrainConfig, env: Distributed) -> bool:
     return config.mixed_precision and env.device.type == "cuda" and torch.cuda.is_bf16_supported()
 
@@ -386,8 +406,9 @@ def train(config: ASRTrainConfig) -> Path:
     bar = tqdm(total=config.steps, initial=progress["step"], desc="training asr", disable=not env.is_main)
     for step, (epoch, batch) in zip(range(progress["step"], config.steps), batches_from(loader, progress["epoch"])):
         started = time.perf_counter()
+        elapsed = time.time() - session.started
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, config.steps, config.lr, config.warmup)
+            group["lr"] = cosine_lr(scheduled_step(step, config, elapsed), config.steps, config.lr, config.warmup)
         tokens, token_lengths = tokenizer.encode_batch(batch["texts"])
         inputs = [batch["features"], batch["lengths"], tokens, token_lengths]
         if teacher:
@@ -422,8 +443,11 @@ def train(config: ASRTrainConfig) -> Path:
             )
         if validation and (step + 1) % config.validate_every == 0:
             log.write(step=step, **{f"validation_{name}": value for name, value in validation(model).items()})
-        if env.is_main and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+        last = step + 1 == config.steps or out_of_time(env, config, time.time() - session.started)
+        if env.is_main and ((step + 1) % config.checkpoint_every == 0 or last):
             save_checkpoint(out / "checkpoint", trained, optimizer, with_session(progress, session))
+        if last:
+            break
     bar.close()
     if not env.is_main:
         return out

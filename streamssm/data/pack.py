@@ -1,0 +1,94 @@
+"""A training pack: the training audio re-encoded small (Ogg Opus), to travel to another machine.
+
+    python -m streamssm.data pack speechocean762 ljs-reread vctk-p239 commonvoice-extra \\
+        models/asr/training/labels/librispeech-tc100.jsonl --noise ../shared/data/noise --out .gpu/pack
+
+SOURCES are named real recording sets (only their train parts are packed: data/splits.py) or
+manifests (pseudo-labels, TTS corpora; every line is packed). The pack holds `manifest.jsonl`
+(text, speaker, duration, word times), `audio/NNNNNN.ogg` (16 kHz mono Opus at --kbps) and,
+with --noise, `noise/*.ogg` for the augmenter. A remote run (scripts/gpu_train.sh) trains from it
+exactly as from the originals. The total size is printed: the device machine takes 64 MiB in all,
+repository included.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import soundfile as sf
+from tqdm import tqdm
+
+from ..audio import SAMPLE_RATE, read_audio
+from .augment import AUDIO_SUFFIXES
+from .manifest import read_manifest, write_manifest
+from .splits import FOLDERS, real_split
+
+OPUS_KBPS_RANGE = (6.0, 256.0)  # libsndfile maps compression_level 0..1 onto this bitrate range, top down
+
+
+def utterances_of(source: str, limit: int | None = None):
+    """A named real set's train part, or every transcribed line of a manifest (the first `limit`)."""
+    utterances = real_split(source)["train"] if source in FOLDERS else read_manifest(source)
+    return utterances[:limit]
+
+
+def opus_level(kbps: float) -> float:
+    """libsndfile's compression_level for an Opus bitrate in kbit/s."""
+    low, high = OPUS_KBPS_RANGE
+    if not low <= kbps <= high:
+        raise ValueError(f"--kbps must be within {low:g}..{high:g}, got {kbps:g}")
+    return (high - kbps) / (high - low)
+
+
+def write_opus(path: Path, audio, kbps: float) -> None:
+    sf.write(path, audio, SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=opus_level(kbps))
+
+
+def pack(sources: list[str], out: Path, kbps: float, noise_dir: Path | None = None, limit: int | None = None) -> dict:
+    """Write the pack into `out` (made fresh: an existing non-empty folder is refused); returns counts."""
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; delete it or pick another --out")
+    utterances = [u for source in sources for u in utterances_of(source, limit)]
+    if not utterances:
+        raise ValueError(f"nothing to pack in {sources}")
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    seconds = 0.0
+    for index, utterance in enumerate(tqdm(utterances, desc="packing", unit="clip")):
+        audio = read_audio(utterance.audio)
+        utterance.audio = out / "audio" / f"{index:06d}.ogg"
+        utterance.duration, utterance.sample_rate = len(audio) / SAMPLE_RATE, SAMPLE_RATE
+        write_opus(utterance.audio, audio, kbps)
+        seconds += utterance.duration
+    write_manifest(out / "manifest.jsonl", utterances)
+    noise_files = sorted(p for p in noise_dir.rglob("*") if p.suffix in AUDIO_SUFFIXES) if noise_dir else []
+    if noise_files:
+        (out / "noise").mkdir()
+    for index, path in enumerate(noise_files):
+        write_opus(out / "noise" / f"{index:03d}.ogg", read_audio(path), kbps)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {"utterances": len(utterances), "hours": seconds / 3600, "noise_files": len(noise_files), "bytes": size}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m streamssm.data pack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sources", nargs="+", help=f"named real sets ({', '.join(sorted(FOLDERS))}) or manifests")
+    parser.add_argument("--out", type=Path, required=True, help="the pack folder to make")
+    parser.add_argument("--kbps", type=float, default=14.0, help="Opus bitrate in kbit/s (default 14: wideband speech)")
+    parser.add_argument("--noise", type=Path, help="a folder of background-noise recordings to pack as well")
+    parser.add_argument("--limit", type=int, help="pack at most this many utterances of each source (a dry run)")
+    args = parser.parse_args(argv)
+    try:
+        counts = pack(args.sources, args.out, args.kbps, args.noise, args.limit)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(
+        f"{counts['utterances']} utterances ({counts['hours']:.2f} h) and {counts['noise_files']} noise files, "
+        f"{counts['bytes'] / 2**20:.1f} MiB -> {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
