@@ -79,41 +79,12 @@ def test_report_of_a_tiny_model(manifest, tmp_path):
 
 def test_command_line(manifest, tmp_path, capsys):
     model_dir = save_model(tiny_asr_model(blank_bias=4.0), tmp_path / "model")
-    code = eval_cli.main(
-        [
-            "asr",
-            "--model",
-            str(model_dir),
-            "--sets",
-            str(manifest),
-            "--mode",
-            "streaming",
-            "--limit",
-            "1",
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    one_utterance = ["asr", "--model", str(model_dir), "--sets", str(manifest), "--mode", "streaming", "--limit", "1"]
+    code = eval_cli.main([*one_utterance, "--out", str(tmp_path / "out")])
     assert code == 0 and "| tiny_set | streaming | 1 |" in capsys.readouterr().out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["modes"] == ["streaming"] and report["search"] == "transducer"  # the model's own
-    code = eval_cli.main(
-        [
-            "asr",
-            "--model",
-            str(model_dir),
-            "--sets",
-            str(manifest),
-            "--mode",
-            "streaming",
-            "--limit",
-            "1",
-            "--search",
-            "ctc",
-            "--out",
-            str(tmp_path / "ctc"),
-        ]
-    )
+    code = eval_cli.main([*one_utterance, "--search", "ctc", "--out", str(tmp_path / "ctc")])
     assert code == 0 and "ctc search" in capsys.readouterr().out
     assert json.loads((tmp_path / "ctc" / "report.json").read_text())["search"] == "ctc"
 
