@@ -214,13 +214,17 @@ def resolve_model_dir(name_or_path) -> Path:
     )
 
 
-def save_model(model: nn.Module, folder) -> Path:
+def save_model(model: nn.Module, folder, dtype: torch.dtype | None = None) -> Path:
     """Write config.json, model.safetensors and the model's own files (an ASR model's tokenizer);
-    files are replaced only once fully written, config.json last."""
+    files are replaced only once fully written, config.json last. With `dtype` (torch.float16: half
+    the file) floating-point tensors are stored in it; loading casts them back to the model's dtype."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"type": model.kind, **model.config.to_dict()}
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     tmp_weights, tmp_config = folder / "model.safetensors.tmp", folder / "config.json.tmp"
     save_file(weights, str(tmp_weights))
     tmp_config.write_text(json.dumps(config, indent=2) + "\n")

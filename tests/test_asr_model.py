@@ -67,6 +67,19 @@ def test_save_load_round_trip_with_the_tokenizer(tmp_path):
         load_model(folder)
 
 
+@torch.no_grad()
+def test_half_precision_file_loads_into_the_float32_model(tmp_path):
+    model = tiny_asr_model()
+    full, half = save_model(model, tmp_path / "full"), save_model(model, tmp_path / "half", torch.float16)
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, model.state_dict()[name].half().to(value.dtype)), name
+    features = torch.randn(1, 40, 80)
+    assert torch.allclose(loaded.encoder(features)[0], model.encoder(features)[0], atol=1e-2)
+
+
 def test_config_errors():
     tokenizer = tiny_tokenizer()
     with pytest.raises(ValueError, match="config.vocab_size"):

@@ -80,6 +80,7 @@ from .common import (
 class ASRTrainConfig:
     out_dir: str = "data/train/asr"  # frozen data list, tokenizer, cache, checkpoints, logs, compute.json
     model_dir: str = "models/asr"  # the final model
+    model_dtype: str = "float32"  # of the final model's file ("float16" halves it); training is unchanged
     init_from: str | None = (
         None  # a model folder (or bundled name) to start from: its architecture, weights and tokenizer
     )
@@ -452,4 +453,4 @@ def train(config: ASRTrainConfig) -> Path:
     if not env.is_main:
         return out
     (out / "compute.json").write_text(json.dumps(compute_summary(with_session(progress, session)), indent=1) + "\n")
-    return save_model(model, config.model_dir)
+    return save_model(model, config.model_dir, getattr(torch, config.model_dtype))
