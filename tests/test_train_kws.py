@@ -33,6 +33,9 @@ def tiny_config(tmp_path, shared_data, steps):
         checkpoint_every=2,
         log_every=1,
         calibration_percent=50,
+        mining_steps=[1],
+        mining_windows=8,
+        mining_threshold=0.0,
         threads=1,
     )
 
@@ -40,11 +43,12 @@ def tiny_config(tmp_path, shared_data, steps):
 def test_training_resumes_and_saves_a_model(tmp_path, shared_data):
     train(tiny_config(tmp_path, shared_data, steps=2))
     progress = json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())
-    assert progress["step"] == 2
+    assert progress["step"] == 2 and len(progress["hard_negatives"]) == 8  # mined at step 1, all fired
     train(tiny_config(tmp_path, shared_data, steps=4))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log if "step" in row] == [0, 1, 2, 3]  # the second run went on from step 2
-    assert json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())["step"] == 4
+    progress_after = json.loads((tmp_path / "run" / "checkpoint" / "progress.json").read_text())
+    assert progress_after["step"] == 4 and progress_after["hard_negatives"] == progress["hard_negatives"]
     model = load_model(tmp_path / "model")
     assert model.config.keywords == KEYWORDS
     assert set(model.config.thresholds) == set(KEYWORDS)
@@ -68,7 +72,7 @@ def test_background_examples_are_non_speech_labelled_filler(shared_data):
     )
     rng = np.random.default_rng(0)
     for _ in range(20):
-        audio, label, end = maker.make(rng)
-        assert (label, end) == (0, 0)
+        audio, label, end, said = maker.make(rng)
+        assert (label, end, said) == (0, 0, frozenset())
         assert 1.0 * SR <= len(audio) <= 3.0 * SR and np.isfinite(audio).all()
         assert np.sqrt(np.mean(audio**2)) < 0.3  # quiet: noise of at most -20 dBFS, +6 dB gain, +3 dB added noise

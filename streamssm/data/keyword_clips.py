@@ -35,28 +35,10 @@ from .voices import KEYWORD_HELDOUT_VOICES as HELDOUT_VOICES
 from .voices import KEYWORD_TRAIN_VOICES as TRAIN_VOICES
 from .voices import draw_persona
 
-# the kws model's keywords: what clips are made for by default, and what KWS training learns
-DEFAULT_KEYWORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "yes",
-    "no",
-    "up",
-    "down",
-    "left",
-    "right",
-    "on",
-    "off",
-    "stop",
-    "go",
+# the kws model's keywords, by group: what clips are made for by default, and what KWS training learns
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+COMMANDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+WAKE_WORDS = [
     "computer",
     "hey computer",
     "alexa",
@@ -68,6 +50,14 @@ DEFAULT_KEYWORDS = [
     "view glass",
     "hey chatterbox",
 ]
+DEFAULT_KEYWORDS = DIGITS + COMMANDS + WAKE_WORDS
+KEYWORD_GROUPS = ("wake words", "commands", "digits")  # false-alarm targets and reports are per group
+
+
+def keyword_group(keyword: str) -> str:
+    """ "digits", "commands", or "wake words" for any other keyword (a user's own included)."""
+    return "digits" if keyword in DIGITS else "commands" if keyword in COMMANDS else "wake words"
+
 
 CONFUSABLE_NEGATIVES = [
     "computers",

@@ -8,7 +8,8 @@ Rule (decided once, never tuned):
   a stable hash of the clip's path inside its folder: crc32(path) % 10 < 7 trains, the rest (about
   30 %) is the eval part. precise's non-wake-word clips are split the same way.
 Clips without a transcript or keyword (to be labelled by a teacher, see data/label.py) are in
-neither part.
+neither part; trainers that use their teacher labels leave out those of an eval part's speakers
+(`eval_speakers`: 15 of speechocean762's untranscribed speakers are test speakers).
 Models trained here never see an eval part; model cards report on eval parts only.
 """
 
@@ -71,3 +72,11 @@ def real_kws_split(name: str) -> dict[str, list[Utterance]]:
     if name not in ("wwb", "precise", "fsdd"):
         raise ValueError(f"{name!r} is not a keyword recording set (wwb, precise, fsdd)")
     return real_split(name)
+
+
+def eval_speakers() -> set[str]:
+    """The speakers of the eval parts that are split by speaker (fsdd, speechocean762,
+    commonvoice-extra): other audio of theirs (an untranscribed clip labelled by a teacher) is
+    held out too."""
+    names = [*EVAL_SPEAKERS, *SPLIT_FIELD, *SPEAKER_HASH]
+    return {u.speaker for name in names for u in real_split(name)["eval"] if u.speaker}

@@ -18,7 +18,7 @@ import subprocess
 import zlib
 from pathlib import Path
 
-from ..text import normalize_text
+from ..text import normalize_text, words_of
 
 HELDOUT_BUCKETS = 20  # crc32(transcript) % 20 == 0 is held out
 MIN_WORDS, MAX_WORDS = 3, 25
@@ -113,6 +113,13 @@ def spell_numbers(text: str) -> str:
         return words + (" percent" if percent else "")
 
     return _NUMBER.sub(spell, text)
+
+
+def spoken_words(text: str) -> str:
+    """`words_of` the text with its numbers read out, both as numbers and digit by digit ("press
+    911": "press nine hundred eleven nine one one"), however a speaker may have read them."""
+    digits = " ".join(number_to_words(int(d)) for d in re.findall(r"[0-9]", text))
+    return words_of(f"{spell_numbers(text)} {digits}")
 
 
 def split_sentences(text: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from tqdm import tqdm
 from ..audio import SAMPLE_RATE as SR, loud_span, read_audio
 from ..data.manifest import Utterance, read_manifest
 from ..data.splits import real_kws_split, real_split
-from ..data.text import number_to_words, spell_numbers
+from ..data.text import spoken_words
 from ..decoding.keywords import KeywordDecoding, KeywordDetector
 from ..extras import require
 from ..features import SUBSAMPLING, FrontEnd
@@ -117,13 +116,6 @@ class NegativeStream:
             )
             count += keyword not in said
         return count
-
-
-def spoken_words(text: str) -> str:
-    """`words_of` the text with its numbers read out, both as numbers and digit by digit ("press
-    911": "press nine hundred eleven nine one one"), however a speaker may have read them."""
-    digits = " ".join(number_to_words(int(d)) for d in re.findall(r"[0-9]", text))
-    return words_of(f"{spell_numbers(text)} {digits}")
 
 
 def negative_stream(utterances, keywords) -> NegativeStream:

@@ -3,6 +3,8 @@
 - "ljs-reread": the held-out part of the real read speech in ../shared/data/asr (see data.splits).
 - "speechocean762": every 5th utterance (by path) of speechocean762's test part: 500 utterances of
   its 125 test speakers (non-native, many children), none of whom is in its train part.
+- "speechocean762-test": all of speechocean762's test part (2,500 utterances, 2.7 h; a long set for
+  keyword false alarms, not among the `eval asr` defaults).
 - "commonvoice-extra": the held-out speakers of commonvoice-extra (crowd-sourced, many accents).
 - "vctk-p239": the held-out clips of VCTK p239 (one speaker, whose other clips are train clips).
 - "asterisk": Debian's asterisk-core-sounds-en(-wav) telephone prompts (one professional voice, 8 kHz).
@@ -78,12 +80,15 @@ NAMED_SETS = {
     "librivox": librivox_utterances,
 }
 
+LONG_SETS = {"speechocean762-test": lambda: real_split("speechocean762")["eval"]}
+
 
 def speech_set(name: str) -> tuple[str, list[Utterance]]:
     """(set name, utterances) of a named set or of a manifest, named after its folder when the file
     is called manifest.jsonl, else after the file."""
-    if name in NAMED_SETS:
-        return name, NAMED_SETS[name]()
+    named = {**NAMED_SETS, **LONG_SETS}
+    if name in named:
+        return name, named[name]()
     path = Path(name)
     if not path.is_file():
         raise FileNotFoundError(f"{name!r} is neither a named set ({', '.join(NAMED_SETS)}) nor a manifest file")
