@@ -1,11 +1,13 @@
-"""Inference speed of the shipped models on one thread, both backends, beside the peers in one run.
+"""Inference speed of the shipped models on one thread, every backend, beside the peers in one run.
 
-    python -m streamssm.export models/asr      # once after training: the ONNX files of the asr model
-    python benchmarks/speed.py                 # writes speed.md / speed.json
-    python benchmarks/speed.py --quick         # a short smoke run of the same code, speed_quick.*
+    python -m streamssm.export models/asr --int8   # once after training: the asr model's ONNX files
+    python -m streamssm.export models/kws --int8    # (and their int8 versions) where not shipped
+    python benchmarks/speed.py                     # writes speed.md / speed.json
+    python benchmarks/speed.py --quick             # a short smoke run of the same code, speed_quick.*
 
 Audio is real read speech (bench_core.reader_clips, looped), 16 kHz, fed in 160 ms chunks through
-StreamingRecognizer (front end, model, decoding: everything a user pays for). Rows:
+StreamingRecognizer (front end, model, decoding: everything a user pays for). Backends: torch, onnx
+and onnx-int8 (its accuracy change: benchmarks/int8.md). Rows:
   one stream   RTF (wall / audio) and per-chunk latency p50 / p99 per model and backend; for the
                kws model also the cost per keyword (RTF / its 30 keywords)
   batched      B streams fed and stepped with decode_streams, RTF per stream, B = 1, 16, 64, 256
@@ -40,10 +42,10 @@ from machine import describe  # benchmarks/machine.py
 from streamssm.features import SUBSAMPLING
 from streamssm.models import resolve_model_dir
 from streamssm.recognizer import StreamingRecognizer
+from streamssm.runtime import BACKENDS
 
 HERE = Path(__file__).resolve().parent
 CHUNK = SR * 160 // 1000
-BACKENDS = ("torch", "onnx")
 BATCHES = (1, 16, 64, 256)
 TARGETS = {"kws_rtf": 0.003, "asr_rtf": 0.02, "kws_64_streams_rtf": 0.0005}
 

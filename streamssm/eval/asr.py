@@ -109,11 +109,11 @@ def decode(recognizer: StreamingRecognizer, audio: np.ndarray, rate: int, chunk_
     )
 
 
-def load_recognizer(model, search: str | None = None) -> StreamingRecognizer:
-    """The recogniser of a bundled model name or model folder, with its own search or `search`;
-    it must be a speech recogniser."""
+def load_recognizer(model, search: str | None = None, backend: str | None = None) -> StreamingRecognizer:
+    """The recogniser of a bundled model name or model folder, with its own search or `search`, on
+    `backend` (None: from_pretrained's default); it must be a speech recogniser."""
     options = {} if search is None else {"search": search}
-    recognizer = StreamingRecognizer.from_pretrained(model, **options)
+    recognizer = StreamingRecognizer.from_pretrained(model, backend=backend, **options)
     if recognizer.model.kind != "asr":
         raise ValueError(f"{model!r} is a {recognizer.model.kind} model; this evaluation needs an asr model")
     return recognizer
@@ -205,6 +205,7 @@ def evaluate(
     report = {
         "model": model_name,
         "search": recognizer.decoding.search_name,
+        "backend": recognizer.backend.name,
         "modes": list(modes),
         "chunk_ms": chunk_ms,
         "threads": 1,
@@ -252,7 +253,7 @@ def summary_table(report) -> str:
             lines.append(f"{name}: {len(result['skipped_without_words'])} utterances without words to score skipped.")
     chunks = f"streaming in {report['chunk_ms']:g} ms chunks; " if "streaming" in report["modes"] else ""
     lines.append(
-        f"Model: {report['model']}; {report['search']} search; {chunks}1 thread; both sides normalised "
+        f"Model: {report['model']}; {report['backend']} backend; {report['search']} search; {chunks}1 thread; both sides normalised "
         "by Whisper's English normaliser."
     )
     return "\n".join(lines) + "\n"

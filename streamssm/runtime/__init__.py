@@ -3,6 +3,9 @@
     "torch"  PyTorch, the reference (each stream's front end computes log-mel with a float64 FFT)
     "onnx"   ONNX Runtime on the files of `python -m streamssm.export MODEL_FOLDER` (CPU); log-mel
              with a float32 FFT over the whole batch of streams, then the exported graph
+    "onnx-int8"  the same on the int8 files of `python -m streamssm.export MODEL_FOLDER --int8`
+             (linear layers with 8-bit weights, multiplying in int8); only when named: its
+             accuracy change is measured in benchmarks/int8.md
 
 A backend is called as `backend(frames, state, lengths) -> (outputs (b, T, .), new state)` on the
 padded frames of a batch of streams; `backend.analysis` is what each stream's FrontEnd returns
@@ -19,10 +22,12 @@ from pathlib import Path
 from ..features import log_mel
 from .graphs import graph_files, heads
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+TORCH, ONNX, ONNX_INT8 = BACKENDS
 
 
 class TorchBackend:
+    name = TORCH
     analysis = staticmethod(log_mel)
 
     def __init__(self, model, head: str):
@@ -40,7 +45,8 @@ class TorchBackend:
 
 
 def create_backend(name: str | None, model, folder, head: str, device, threads: int | None = 1):
-    """The backend `name` ("torch", "onnx", None: the fastest available) for `model` from `folder`."""
+    """The backend `name` (one of BACKENDS, None: the fastest available but never int8) for `model`
+    from `folder`."""
     if name not in (*BACKENDS, None):
         raise ValueError(f"backend must be one of {BACKENDS} or None, got {name!r}")
     if name is None:
@@ -53,16 +59,16 @@ def create_backend(name: str | None, model, folder, head: str, device, threads: 
         except RuntimeError as err:  # files of older weights: say so, and run the reference
             warnings.warn(f"{err}; using the torch backend", stacklevel=3)
             return TorchBackend(model, head)
-    if name == "torch":
+    if name == TORCH:
         return TorchBackend(model, head)
     if device.type != "cpu":
-        raise ValueError(f"the onnx backend runs on the CPU, not {device}")
+        raise ValueError(f"the {name} backend runs on the CPU, not {device}")
     if folder is None:
-        raise ValueError("the onnx backend needs the model folder with the exported files (from_pretrained)")
-    return _onnx(model, folder, head, threads)
+        raise ValueError(f"the {name} backend needs the model folder with the exported files (from_pretrained)")
+    return _onnx(model, folder, head, threads, int8=name == ONNX_INT8)
 
 
-def _onnx(model, folder, head, threads):
+def _onnx(model, folder, head, threads, int8=False):
     from .onnx_backend import OnnxBackend
 
-    return OnnxBackend(model, folder, head, threads)
+    return OnnxBackend(model, folder, head, threads, int8)

@@ -25,6 +25,7 @@ from ..decoding.transducer import GreedyTransducerSearch, TransducerNet
 STEP, CHUNK = "step.onnx", "chunk.onnx"  # the chunk function for 1 encoder frame; 2 to `max_frames`
 DECODER_STEP, JOINER = "decoder_step.onnx", "joiner.onnx"  # a transducer's
 WEIGHTS_KEY = "streamssm.weights_sha256"  # metadata of each file: the weights it was exported from
+INT8 = ".int8"  # step.int8.onnx, ...: a file's int8 version (`python -m streamssm.export --int8`)
 
 
 def weights_sha256(folder: Path) -> str:
@@ -34,6 +35,12 @@ def weights_sha256(folder: Path) -> str:
 def graph_files(model) -> tuple[str, ...]:
     """The files `python -m streamssm.export` writes for `model`."""
     return (STEP, CHUNK, DECODER_STEP, JOINER) if model.kind == "asr" else (STEP, CHUNK)
+
+
+def int8_file(name: str) -> str:
+    """The file of a graph's int8 version: step.onnx -> step.int8.onnx."""
+    stem, suffix = name.rsplit(".", 1)
+    return f"{stem}{INT8}.{suffix}"
 
 
 def max_frames(model) -> int:

@@ -7,7 +7,7 @@ pieces of at most `max_frames` frames (two one-frame calls already cost more tha
 frames, for both shipped models: the step/chunk table of benchmarks/speed.py). A transducer's search
 gets the decoder step and joiner from decoder_step.onnx and joiner.onnx (OnnxTransducerNet). States
 stay torch tensors sharing memory with numpy, so the recognizer stacks and splits them as it does
-for the PyTorch backend.
+for the PyTorch backend. With `int8`, the same runs on the files' int8 versions (step.int8.onnx, ...).
 """
 
 from __future__ import annotations
@@ -18,43 +18,45 @@ import numpy as np
 import torch
 
 from ..decoding.transducer import TransducerSearchState
+from ..extras import require
 from ..features import SUBSAMPLING, frames_log_mel, sample_frames
 from ..nn.state import BatchedState
-from .graphs import CHUNK, DECODER_STEP, JOINER, STEP, WEIGHTS_KEY, graph_files, max_frames, weights_sha256
-
-INSTALL = 'pip install "streamssm[onnx]"'
-
-
-def onnxruntime():
-    """The onnxruntime module, or an ImportError that says how to install it."""
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise ImportError(f"the onnx backend needs onnxruntime: {INSTALL}") from err
-    return onnxruntime
+from . import ONNX, ONNX_INT8
+from .graphs import (
+    CHUNK,
+    DECODER_STEP,
+    JOINER,
+    STEP,
+    WEIGHTS_KEY,
+    graph_files,
+    int8_file,
+    max_frames,
+    weights_sha256,
+)
 
 
 class Sessions:
-    """The ONNX Runtime sessions of a model folder's files, checked against its weights."""
+    """The ONNX Runtime sessions of a model folder's files (or their int8 versions), checked
+    against its weights; keyed by the float file's name."""
 
-    def __init__(self, model, folder, threads: int | None):
-        ort = onnxruntime()
+    def __init__(self, model, folder, threads: int | None, int8: bool = False):
+        ort = require("onnxruntime")
         self.folder = Path(folder)
-        missing = [name for name in graph_files(model) if not (self.folder / name).is_file()]
+        files = {name: int8_file(name) if int8 else name for name in graph_files(model)}
+        command = f"python -m streamssm.export {self.folder}{' --int8' if int8 else ''}"
+        missing = [file for file in files.values() if not (self.folder / file).is_file()]
         if missing:
-            raise FileNotFoundError(
-                f"{self.folder} has no {', '.join(missing)}; export them: python -m streamssm.export {self.folder}"
-            )
+            raise FileNotFoundError(f"{self.folder} has no {', '.join(missing)}; export them: {command}")
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         sha, self.sessions, self.input_names = weights_sha256(self.folder), {}, {}
-        for name in graph_files(model):
-            session = ort.InferenceSession(str(self.folder / name), options, providers=["CPUExecutionProvider"])
+        for name, file in files.items():
+            session = ort.InferenceSession(str(self.folder / file), options, providers=["CPUExecutionProvider"])
             if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != sha:
                 raise RuntimeError(
-                    f"{self.folder / name} was exported from other weights than "
-                    f"{self.folder}/model.safetensors; re-export: python -m streamssm.export {self.folder}"
+                    f"{self.folder / file} was exported from other weights than "
+                    f"{self.folder}/model.safetensors; re-export: {command}"
                 )
             self.sessions[name] = session
             self.input_names[name] = [i.name for i in session.get_inputs()]
@@ -87,8 +89,9 @@ class OnnxBackend:
 
     analysis = staticmethod(sample_frames)
 
-    def __init__(self, model, folder, head: str, threads: int | None = 1):
-        self.sessions = Sessions(model, folder, threads)
+    def __init__(self, model, folder, head: str, threads: int | None = 1, int8: bool = False):
+        self.name = ONNX_INT8 if int8 else ONNX
+        self.sessions = Sessions(model, folder, threads, int8)
         self.folder = self.sessions.folder
         outputs = [o.name for o in self.sessions.sessions[CHUNK].get_outputs()]
         if head not in outputs:
