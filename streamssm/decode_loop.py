@@ -113,15 +113,18 @@ class Recognizers:
     """One model as StreamingRecognizers: `default`, and one for each set of keyword options that
     clients ask for (`get`: loaded once each; the last 16 are kept)."""
 
-    def __init__(self, name: str, device=None, threads: int = 1):
+    def __init__(self, name: str, device=None, threads: int = 1, keywords=None, threshold: float | None = None):
         self.name, self.device, self.threads = name, device, threads
-        self.default = StreamingRecognizer.from_pretrained(name, device=device, threads=threads)
+        self.keywords, self.threshold = keywords, threshold  # the server's own (--keywords, --threshold)
+        self.default = self._load(None if keywords is None else tuple(keywords), threshold)
 
     async def get(self, keywords: list[str] | None = None, thresholds=None) -> StreamingRecognizer:
-        """The recognizer reporting `keywords` with `thresholds` (as in StreamingRecognizer); one not
-        loaded yet is loaded in a thread, off the event loop."""
+        """The recognizer reporting `keywords` with `thresholds` (as in StreamingRecognizer; the
+        server's own where None); one not loaded yet is loaded in a thread, off the event loop."""
         if keywords is None and thresholds is None:
             return self.default
+        keywords = self.keywords if keywords is None else keywords
+        thresholds = self.threshold if thresholds is None else thresholds
         return await asyncio.to_thread(
             self._load,
             None if keywords is None else tuple(keywords),
@@ -251,8 +254,15 @@ class DecodeLoop:
 
 
 def add_decode_options(parser: argparse.ArgumentParser) -> None:
-    """The options both servers share: the model, batching, queue limits, threads."""
+    """The options both servers share: the model and its keywords, batching, queue limits, threads."""
     parser.add_argument("--model", default="kws", help="bundled model name (kws, asr) or model folder (default: kws)")
+    parser.add_argument(
+        "--keywords",
+        nargs="+",
+        help="report these keywords (default: all a keyword model knows): its own, or any text, in quotes "
+        "for several words, which the bundled asr model spells (with --model asr: keywords instead of text)",
+    )
+    parser.add_argument("--threshold", type=float, help="one detection threshold in (0, 1] for all keywords")
     parser.add_argument(
         "--max-batch-size",
         type=int,
@@ -281,4 +291,4 @@ def add_decode_options(parser: argparse.ArgumentParser) -> None:
 def decode_loop_of(args) -> tuple[Recognizers, DecodeLoop]:
     """The model of --model and a decode loop with the options of `add_decode_options`."""
     decode_loop = DecodeLoop(args.max_batch_size, args.max_wait_ms, args.max_queued_s, args.max_ahead_s)
-    return Recognizers(args.model, args.device, args.threads), decode_loop
+    return Recognizers(args.model, args.device, args.threads, args.keywords, args.threshold), decode_loop

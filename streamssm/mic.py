@@ -6,6 +6,7 @@ Examples:
   python -m streamssm.mic --model asr                       # partial text on one line, final text below
   python -m streamssm.mic --list-devices
   python -m streamssm.mic --device pulse --keywords alexa computer --threshold 0.6
+  python -m streamssm.mic --keywords alexa "hey streamssm"   # a keyword from text beside a trained one
   python -m streamssm.mic --input recording.flac --fast --json
 
 Ctrl-C (or SIGTERM) stops listening; the events of the audio heard so far are reported first.
@@ -30,7 +31,12 @@ def parse_args(argv=None):
     parser.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     parser.add_argument("--device", help="input device index or name (default: the system default)")
     parser.add_argument("--sample-rate", type=int, help="record at this rate (default: the device's own)")
-    parser.add_argument("--keywords", nargs="+", help="report only these keywords (default: all the model knows)")
+    parser.add_argument(
+        "--keywords",
+        nargs="+",
+        help="report these keywords (default: all a keyword model knows): its own, or any text, in quotes "
+        "for several words, which the bundled asr model spells (with --model asr: keywords instead of text)",
+    )
     parser.add_argument(
         "--threshold",
         type=float,
@@ -66,7 +72,7 @@ def run(args) -> int:
     recognizer = StreamingRecognizer.from_pretrained(
         args.model, keywords=args.keywords, thresholds=args.threshold, threads=args.threads
     )
-    transcribing = recognizer.model.kind == "asr"
+    transcribing = recognizer.task == "asr"
     stream = recognizer.create_stream()
     if args.input:
         source, label = file_chunks(args.input, args.block_ms, realtime=not args.fast), args.input

@@ -11,9 +11,9 @@ Many streams are stepped as one batch with `rec.decode_streams(streams)` after f
 `stream.feed(chunk, sample_rate)`; per-stream results are the same as decoding each alone.
 
 The recognizer runs the encoder for every kind of model; what turns encoder frames into events
-depends on the kind: `decoding.keywords.KeywordDecoding` (keyword events) or
-`decoding.speech.SpeechDecoding` (partial and final text with endpointing). Both keep a
-fixed-size state per stream.
+depends on the task: keyword events (`spotting`: a spotter's `decoding.keywords.KeywordDecoding`,
+a CTC keyword search for keywords given as text, or both) or partial and final text with
+endpointing (`decoding.speech.SpeechDecoding`). Each keeps a fixed-size state per stream.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ import torch
 
 from .audio import as_mono_float32, check_sample_rate
 from .decoding.endpoint import EndpointConfig
-from .decoding.keywords import KeywordDecoding
 from .decoding.speech import SpeechDecoding
 from .events import Event
 from .features import SUBSAMPLING, FrontEnd
 from .models import load_model, resolve_model_dir
 from .nn.encoder import EncoderState
 from .runtime import create_backend
+from .spotting import keyword_spotting
 
-DECODINGS = {"kws": KeywordDecoding, "asr": SpeechDecoding}
+TASKS = {"kws": "keyword spotting", "asr": "speech recognition"}
 PIECE_S = 10.0  # longer input goes through the front end and the model in pieces of this length
 
 
@@ -112,14 +112,17 @@ class Stream:
 class StreamingRecognizer:
     """A model shared by any number of streams.
 
-    Options of a keyword spotter (`decoding.keywords.KeywordDecoding`):
-      keywords: report only these (default: every keyword of the model);
+    Options of keyword spotting (`spotting`): a keyword spotter, or an ASR model given keywords:
+      keywords: report only these (default: every keyword of a spotter). A keyword a spotter was
+        not trained on, or any keyword of an ASR model, is text, found by a keyword search over
+        the CTC head's output (`decoding.keyword_search`; a spotter loads the bundled asr model
+        for it, on the fastest backend it has files for); text without letters raises ValueError;
       thresholds: one detection threshold in (0, 1] for all keywords, or a dict per keyword.
-    Options of a speech recogniser (`decoding.speech.SpeechDecoding`):
+    Options of speech recognition with an ASR model (`decoding.speech.SpeechDecoding`):
       search: "transducer" or "ctc";
       endpoint: EndpointConfig or a dict (trailing_silence_s, max_utterance_s);
       max_symbols_per_frame: the transducer's tokens per encoder frame at most.
-    None takes the model's config; an option of the other kind of model raises ValueError.
+    None takes the model's config; an option of the other task raises ValueError.
 
     threads: the CPU threads torch (or ONNX Runtime) uses while this recognizer decodes (for
     torch: set for each decode and restored after). Streaming decodes small chunks, which one
@@ -127,8 +130,9 @@ class StreamingRecognizer:
     runtime's own setting.
 
     backend: what runs the model's chunk function (`runtime`): "torch" (the reference), "onnx"
-    (ONNX Runtime on the files of `python -m streamssm.export`, in `model_dir`), or None: ONNX
-    when onnxruntime is installed and `model_dir` has files of these weights, else torch.
+    (ONNX Runtime on the files of `python -m streamssm.export`, in `model_dir`), "onnx-int8" (the
+    same on the int8 files of `export --int8`; never chosen by default), or None: ONNX when
+    onnxruntime is installed and `model_dir` has files of these weights, else torch.
 
     A keyword spotter's streams start as if after `edge_silence_s` of silence and hear as much
     again when they finish, so a keyword at either end of a recording is heard as in a live stream.
@@ -158,19 +162,31 @@ class StreamingRecognizer:
             "kws": {"keywords": keywords, "thresholds": thresholds},
             "asr": {"search": search, "endpoint": endpoint, "max_symbols_per_frame": max_symbols_per_frame},
         }
+        # what the streams report: keywords (a spotter's, or an ASR model's given keywords) or text
+        self.task = "kws" if model.kind == "kws" or keywords is not None else "asr"
         wrong = sorted(
             name
             for kind, given in options.items()
-            if kind != model.kind
+            if kind != self.task
             for name, value in given.items()
             if value is not None
         )
         if wrong:
             raise ValueError(
-                f"unknown option(s) {wrong} for a {model.kind} model (its options: {', '.join(options[model.kind])})"
+                f"unknown option(s) {wrong} for {TASKS[self.task]} with a {model.kind} model "
+                f"(its options: {', '.join(options[self.task])})"
             )
-        self.decoding = DECODINGS[model.kind](model, **options[model.kind])
-        self.backend = create_backend(backend, model, model_dir, self.decoding.head, self.device, threads)
+
+        def backend_of(model, folder, head, name=backend):
+            return create_backend(name, model, folder, head, self.device, threads)
+
+        if self.task == "kws":
+            self.decoding, self.backend = keyword_spotting(
+                model, model_dir, keywords, thresholds, backend_of, self.device
+            )
+        else:
+            self.decoding = SpeechDecoding(model, **options["asr"])
+            self.backend = backend_of(model, model_dir, self.decoding.head)
         self.backend.attach(self.decoding)
         self.start_state = self._state_after_silence(self.decoding.edge_silence_s)
 
@@ -185,12 +201,12 @@ class StreamingRecognizer:
 
     @property
     def keywords(self) -> list[str]:
-        """The keywords reported (keyword spotters only)."""
+        """The keywords reported (keyword spotting only)."""
         return self.decoding.keywords
 
     @property
     def thresholds(self) -> dict[str, float]:
-        """The detection threshold of each keyword (keyword spotters only)."""
+        """The detection threshold of each keyword (keyword spotting only)."""
         return self.decoding.thresholds
 
     def create_stream(self) -> Stream:

@@ -3,8 +3,9 @@
 One WebSocket connection is one audio stream. The protocol:
   1. The client may first send a text message with its settings, every field optional:
        {"sample_rate": 16000, "format": "s16le" | "f32le", "keywords": [...], "thresholds": {...}}
-     (defaults: 16000 Hz, "s16le"; keywords and thresholds as in StreamingRecognizer, keyword
-     models only: report only these keywords, one threshold for all or one per keyword).
+     (defaults: 16000 Hz, "s16le"; keywords and thresholds as in StreamingRecognizer: report these
+     keywords, trained names or any text, one threshold for all or one per keyword; keywords sent
+     to a speech model make the connection's stream a keyword spotter).
   2. Then binary messages of raw mono PCM in that format, of any size.
   3. The server sends one JSON text message per event:
        {"type": "keyword" | "partial" | "final", "text": ..., "start": s, "end": s, "score": ...,
@@ -27,6 +28,7 @@ the model computes; each stream's events are those of decoding it alone.
 Examples:
   python -m streamssm.serve --model kws          # then open http://127.0.0.1:8765/
   python -m streamssm.serve --model asr --host 0.0.0.0 --port 8765 --max-connections 50
+  python -m streamssm.serve --model kws --keywords alexa "hey streamssm"   # trained and text keywords
 """
 
 from __future__ import annotations
@@ -134,12 +136,11 @@ class Server:
         self.page = (resources.files(__package__) / "static" / "index.html").read_bytes()
 
     def info(self) -> dict:
-        model = self.recognizer.model
-        keywords = self.recognizer.keywords if model.kind == "kws" else []
+        task = self.recognizer.task  # "kws" (keyword events) or "asr" (text)
         return {
             "model": self.recognizers.name,
-            "kind": model.kind,
-            "keywords": keywords,
+            "kind": task,
+            "keywords": self.recognizer.keywords if task == "kws" else [],
             "formats": list(FORMATS),
             "default_sample_rate": self.default_rate,
             "connections": self.connections,
@@ -310,8 +311,7 @@ async def main_async(args) -> None:
     ) as listening:
         host, port = listening.sockets[0].getsockname()[:2]
         print(
-            f"serving {args.model} ({server.recognizer.model.kind}) on http://{host}:{port}/ "
-            f"(WebSocket ws://{host}:{port}/)",
+            f"serving {args.model} ({server.recognizer.task}) on http://{host}:{port}/ (WebSocket ws://{host}:{port}/)",
             file=sys.stderr,
             flush=True,
         )
@@ -321,7 +321,7 @@ async def main_async(args) -> None:
 def main(argv=None) -> int:
     try:
         asyncio.run(main_async(parse_args(argv)))
-    except OSError as error:  # no such model folder, the port is taken
+    except (OSError, ValueError) as error:  # no such model folder, the port is taken, bad --keywords
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

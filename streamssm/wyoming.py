@@ -16,6 +16,7 @@ is closed.
 Examples:
   python -m streamssm.wyoming --model kws                     # wake words on tcp://127.0.0.1:10400
   python -m streamssm.wyoming --model asr --uri tcp://0.0.0.0:10300
+  python -m streamssm.wyoming --model kws --keywords jarvis "hey streamssm"   # wake words from text too
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def describe(recognizers: Recognizers) -> Info:
     """The info event of a server of this model: wake words, or one streaming ASR program."""
     recognizer = recognizers.default
     about = dict(attribution=ATTRIBUTION, installed=True, version=__version__)
-    if recognizer.model.kind == "kws":
+    if recognizer.task == "kws":
         models = [WakeModel(name=k, description=k, languages=["en"], phrase=k, **about) for k in recognizer.keywords]
         return Info(
             wake=[WakeProgram(name="streamssm", description="streamssm keyword spotter", models=models, **about)]
@@ -77,7 +78,7 @@ class Handler(AsyncEventHandler):
     def __init__(self, recognizers: Recognizers, decode_loop: DecodeLoop, info: Info, *args):
         super().__init__(*args)
         self.recognizers, self.decode_loop, self.info = recognizers, decode_loop, info
-        self.speech = recognizers.default.model.kind == "asr"
+        self.speech = recognizers.default.task == "asr"
         self.names: list[str] | None = None
         self.session = self.sender = None
 
@@ -175,12 +176,12 @@ def parse_args(argv=None):
 
 async def main_async(args) -> None:
     recognizers, decode_loop = decode_loop_of(args)
-    uri = args.uri or f"tcp://127.0.0.1:{PORTS[recognizers.default.model.kind]}"
+    uri = args.uri or f"tcp://127.0.0.1:{PORTS[recognizers.default.task]}"
     if not uri.startswith(("tcp://", "unix://")):
         raise ValueError(f"--uri must be tcp://HOST:PORT or unix://PATH, got {uri!r}")
     server = AsyncServer.from_uri(uri)
     await server.start(partial(Handler, recognizers, decode_loop, describe(recognizers)))
-    print(f"serving {args.model} ({recognizers.default.model.kind}) over Wyoming on {uri}", file=sys.stderr, flush=True)
+    print(f"serving {args.model} ({recognizers.default.task}) over Wyoming on {uri}", file=sys.stderr, flush=True)
     try:
         await decode_loop.run_until_stopped()
     finally:

@@ -181,8 +181,10 @@ def test_mic_command_line_shows_partial_and_final_text(model, audio, tmp_path, c
 
 
 def test_options_and_errors(model):
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['keywords'\] for a asr model"):
-        StreamingRecognizer(model, keywords=["yes"])
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['thresholds'\] for speech recognition"):
+        StreamingRecognizer(model, thresholds=0.5)
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['search'\] for keyword spotting"):
+        StreamingRecognizer(model, keywords=["yes"], search="ctc")
     with pytest.raises(ValueError, match="search must be one of"):
         StreamingRecognizer(model, search="beam")
     with pytest.raises(ValueError, match="endpoint times must be > 0"):

@@ -18,6 +18,8 @@ ABSENT = (
     [
         ("sounddevice", "streamssm.mic", ["--list-devices"], 'pip install "streamssm[mic]"'),
         ("jiwer", "streamssm.eval", ["asr", "--model", "asr"], 'pip install "streamssm[eval]"'),
+        ("onnxruntime", "streamssm.eval", ["kws", "--backend", "onnx"], 'pip install "streamssm[onnx]"'),
+        ("onnxscript", "streamssm.export", ["no-such-model"], 'pip install "streamssm[onnx]"'),
     ],
 )
 def test_a_missing_piece_names_its_install_command(module, tool, args, command):

@@ -19,9 +19,9 @@ from virtual_mic import REPO, virtual_mic  # noqa: F401 (fixture)
 MIC = [sys.executable, "-m", "streamssm.mic", "--model", "kws"]
 
 
-def run_on_file(path) -> list[dict]:
+def run_on_file(path, *options) -> list[dict]:
     done = subprocess.run(
-        [*MIC, "--input", str(path), "--fast", "--json"], capture_output=True, text=True, timeout=60, cwd=REPO
+        [*MIC, *options, "--input", str(path), "--fast", "--json"], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
@@ -78,6 +78,15 @@ def test_a_keyword_that_ends_the_file_is_reported(tmp_path, shared_data):
     assert [e["text"] for e in run_on_file(path)] == ["alexa"]
 
 
+def test_text_keywords_beside_trained_ones(tmp_path):
+    demos = REPO / "demos" / "audio"
+    path = tmp_path / "alexa_printing.wav"
+    soundfile.write(
+        path, np.concatenate([read_audio(demos / "alexa.flac"), read_audio(demos / "printing.flac")]), 16000
+    )
+    assert [e["text"] for e in run_on_file(path, "--keywords", "alexa", "printing")] == ["alexa", "printing"]
+
+
 def one_line_error(*args, stdout=subprocess.PIPE):
     done = subprocess.run([*MIC, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, cwd=REPO)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
@@ -91,7 +100,7 @@ def test_ordinary_mistakes_give_one_line_errors(tmp_path):
     assert "noise.wav" in one_line_error("--input", str(tmp_path / "noise.wav"))
     assert "missing.flac" in one_line_error("--input", str(tmp_path / "missing.flac"))
     assert "no model 'nope'" in one_line_error("--model", "nope", "--input", str(tmp_path / "noise.wav"))
-    assert "unknown keywords ['hello']" in one_line_error("--keywords", "hello", "--input", str(tmp_path / "noise.wav"))
+    assert "keyword '42' has no letters" in one_line_error("--keywords", "42", "--input", str(tmp_path / "noise.wav"))
     assert "must be in (0, 1]" in one_line_error("--threshold", "1.5", "--input", str(tmp_path / "noise.wav"))
 
 

@@ -21,6 +21,7 @@ from streamssm.audio import read_audio
 from streamssm.data.splits import real_kws_split
 from streamssm.recognizer import StreamingRecognizer
 from streamssm.serve import event_message
+from virtual_mic import REPO
 
 TIMEOUT_S = 120  # for anything a client waits for; generous: the machine may be busy
 MAX_MESSAGE = 65536
@@ -151,7 +152,7 @@ BAD_INPUT = {  # name: (settings message or None, messages, close code, words of
     "unknown field": ({"rate": 16000}, [], 1008, "unknown field(s) ['rate']"),
     "unknown format": ({"format": "mp3"}, [], 1008, "unknown format 'mp3'"),
     "bad sample rate": ({"sample_rate": -5}, [], 1008, "sample rate must be a positive integer"),
-    "unknown keyword": ({"keywords": ["abracadabra"]}, [b"\0\0" * 160], 1008, "unknown keywords ['abracadabra']"),
+    "keyword without letters": ({"keywords": ["alexa", "#1"]}, [b"\0\0" * 160], 1008, "keyword '#1' has no letters"),
     "bad threshold": ({"thresholds": "high"}, [], 1008, "thresholds must be a number"),
     "odd bytes for s16le": (None, [b"\0\0" * 10, b"\0" * 7], 1007, "7 bytes is not a whole number of 2-byte"),
     "NaN in f32le": ({"format": "f32le"}, [np.array([0.1, np.nan], np.float32).tobytes()], 1007, "NaN"),
@@ -174,6 +175,16 @@ def test_bad_input_closes_the_connection_with_a_reason(server, name):
     assert close_code == code and words[:60] in reason, (close_code, reason)
     if code != 1009:  # the library itself closes an oversized message
         assert received[-1]["type"] == "error" and words in received[-1]["message"]
+
+
+def test_text_keywords_beside_trained_ones(server):
+    """A word the kws model was never trained on, spelled by the asr model, in the same stream."""
+    demos = REPO / "demos" / "audio"
+    audio = as_int16(np.concatenate([read_audio(demos / "alexa.flac"), read_audio(demos / "printing.flac")]))
+    options = {"keywords": ["alexa", "printing"]}
+    received, code, _ = run(client(server["ws"], pieces(audio.tobytes(), 2, 4), options))
+    assert code == 1000 and [m["text"] for m in received[:-1]] == ["alexa", "printing"]
+    assert same_events(received, expected(StreamingRecognizer.from_pretrained("kws", **options), audio, 16000))
 
 
 def test_bad_clients_and_vanishing_clients_harm_no_other(server, clips, kws_recognizer):

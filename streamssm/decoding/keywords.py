@@ -111,6 +111,22 @@ class KeywordDetector:
         return Event("keyword", keyword, round(start, 3), round(end, 3), score)
 
 
+def with_thresholds(defaults: dict[str, float], keywords: list[str], thresholds) -> dict[str, float]:
+    """`defaults` (keyword -> threshold) with `thresholds` over them: one value for all of
+    `keywords`, or a dict per keyword of `defaults`; ValueError for another keyword or a value
+    outside (0, 1]."""
+    merged = dict(defaults)
+    if isinstance(thresholds, (int, float)):
+        thresholds = dict.fromkeys(keywords, thresholds)
+    for keyword, value in (thresholds or {}).items():
+        if keyword not in merged:
+            raise ValueError(f"threshold for unknown keyword {keyword!r}")
+        if not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"threshold for {keyword!r} must be in (0, 1], got {value}")
+        merged[keyword] = float(value)
+    return merged
+
+
 class KeywordDecoding:
     """Keyword events from a KWS model: per-frame posteriors through a KeywordDetector per stream.
 
@@ -128,15 +144,8 @@ class KeywordDecoding:
         if unknown:
             raise ValueError(f"unknown keywords {sorted(unknown)}; this model knows {config.keywords}")
         self.keywords = list(keywords) if keywords else list(config.keywords)
-        self.thresholds = {k: config.thresholds.get(k, config.default_threshold) for k in config.keywords}
-        if isinstance(thresholds, (int, float)):
-            thresholds = dict.fromkeys(self.keywords, thresholds)
-        for keyword, value in (thresholds or {}).items():
-            if keyword not in self.thresholds:
-                raise ValueError(f"threshold for unknown keyword {keyword!r}")
-            if not 0.0 < float(value) <= 1.0:
-                raise ValueError(f"threshold for {keyword!r} must be in (0, 1], got {value}")
-            self.thresholds[keyword] = float(value)
+        defaults = {k: config.thresholds.get(k, config.default_threshold) for k in config.keywords}
+        self.thresholds = with_thresholds(defaults, self.keywords, thresholds)
 
     def new_stream(self) -> KeywordDetector:
         config = self.model.config
@@ -153,9 +162,23 @@ class KeywordDecoding:
 
     head = "logits"  # the chunk function's output that `decode` takes (runtime.graphs.heads)
 
+    @property
+    def report_delay_s(self) -> float:
+        """How long after its peak frame a detection is reported."""
+        return self.new_stream().report_delay_s
+
+    def tracks(self, logits) -> torch.Tensor:
+        """The keyword posteriors (..., T, K) of logits (..., T, K + 1): what a detector takes."""
+        return logits.float().softmax(-1)[..., 1:].cpu()
+
     def decode(self, logits, lengths, detectors: list[KeywordDetector]) -> list[list[Event]]:
-        posteriors = logits.float().softmax(-1)[..., 1:].cpu()
+        posteriors = self.tracks(logits)
         return [detector.accept(posteriors[i, :n]) for i, (detector, n) in enumerate(zip(detectors, lengths.tolist()))]
+
+    def detect(self, posteriors, thresholds) -> list[Event]:
+        """The events of a whole stream's `tracks` with other thresholds (an evaluation's sweep)."""
+        detector = KeywordDecoding(self.model, self.keywords, thresholds).new_stream()
+        return detector.accept(posteriors) + detector.flush()
 
     def flush(self, detector: KeywordDetector) -> list[Event]:
         return detector.flush()

@@ -1,8 +1,9 @@
 """Keyword-spotting evaluation: recall per keyword, false alarms per hour, latency, DET curve, RTF.
 
-The model runs once over every clip and every negative stream; its per-frame posteriors are kept,
-and the detector (cheap) is swept over thresholds on them, so every DET point is exactly what a
-streaming run at that threshold would report.
+The model runs once over every clip and every negative stream; what its keyword decoding detects
+on is kept (a spotter's per-frame keyword posteriors, or for keywords given as text the keyword
+search's per-frame scores), and the detection (cheap) is swept over thresholds on it, so every DET
+point is exactly what a streaming run at that threshold would report.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from tqdm import tqdm
 
 from ..audio import SAMPLE_RATE as SR, loud_span, read_audio
 from ..data.manifest import Utterance, read_manifest
-from ..data.splits import real_kws_split, real_split
+from ..data.keyword_clips import keyword_group
+from ..data.splits import real_kws_split, real_split, shared_data_dir
 from ..data.text import spoken_words
-from ..decoding.keywords import KeywordDecoding, KeywordDetector
-from ..extras import require
 from ..features import SUBSAMPLING, FrontEnd
-from ..models import load_model, resolve_model_dir
+from ..models import resolve_model_dir
 from ..recognizer import StreamingRecognizer
 from ..sources import array_chunks
 from ..text import words_of
-from .sets import asterisk_prompts
+from .kws_views import PICOVOICE_SNR_DB, add_noise, group_point, picovoice_order, picovoice_report
+from .kws_views import plot_curves, plot_views, views_summary
+from .sets import speech_set
 
 PAD = np.zeros(SR // 2, np.float32)  # silence around each positive clip, as in a live stream
 REPORT_SLACK_S = 0.5  # a keyword said at an utterance's end may be reported in the pause after it
@@ -41,30 +43,18 @@ def keyword_end(audio: np.ndarray, floor_db: float = 40.0) -> float:
 
 
 @torch.no_grad()
-def posteriors(model, audio: np.ndarray, chunk_s: float = 10.0) -> torch.Tensor:
-    """Per-frame keyword posteriors (T, K) of one stream, computed chunk by chunk."""
-    frontend, state, out = FrontEnd(model.config.features, SUBSAMPLING), model.initial_state(), []
+def posteriors(recognizer, audio: np.ndarray, chunk_s: float = 10.0):
+    """What the recognizer's keyword decoding detects on (its `tracks`: per-frame keyword
+    posteriors or scores) of one stream through the recognizer's backend, computed chunk by chunk."""
+    backend, config = recognizer.backend, recognizer.model.config
+    frontend, state, out = FrontEnd(config.features, SUBSAMPLING, backend.analysis), backend.initial_state(), []
     step = int(chunk_s * SR)
-    for start in range(0, len(audio), step):
-        features = frontend.accept(audio[start : start + step], SR)
+    for start in range(0, len(audio) + step, step):  # the last piece is the front end's tail
+        features = frontend.accept(audio[start : start + step], SR) if start < len(audio) else frontend.finish()
         if features.shape[0]:
-            logits, state = model(features[None], state)
-            out.append(logits[0].softmax(-1)[:, 1:])
-    tail = frontend.finish()
-    if tail.shape[0]:
-        logits, state = model(tail[None], state)
-        out.append(logits[0].softmax(-1)[:, 1:])
-    return torch.cat(out) if out else torch.zeros(0, len(model.config.keywords))
-
-
-def new_detector(model, thresholds: dict) -> KeywordDetector:
-    """The detector a stream of `model` gets, with these thresholds."""
-    return KeywordDecoding(model, thresholds=thresholds).new_stream()
-
-
-def detect(model, posterior: torch.Tensor, thresholds: dict):
-    detector = new_detector(model, thresholds)
-    return detector.accept(posterior) + detector.flush()
+            logits, state = backend(features[None], state, torch.tensor([features.shape[0] // SUBSAMPLING]))
+            out.append(logits[0])
+    return recognizer.decoding.tracks(torch.cat(out))
 
 
 def positive_sets(names, keywords) -> dict[str, list[Utterance]]:
@@ -80,16 +70,16 @@ def positive_sets(names, keywords) -> dict[str, list[Utterance]]:
 
 def negative_sets(names) -> dict[str, list[Utterance]]:
     """Speech that is not a keyword clip: "real" (held-out real speech: precise non-wake-words and
-    the reader), "asterisk" (Debian's telephone prompts) or a manifest (its non-keyword clips)."""
+    the reader), a named set of real speech of the evaluations (`sets.NAMED_SETS`: "asterisk",
+    Debian's telephone prompts; "speechocean762", ...) or a manifest (its non-keyword clips)."""
     speech = lambda us: [u for u in us if u.keyword is None and u.text]
     sets = {}
     for name in names:
         if name == "real":
             sets[name] = speech(real_kws_split("precise")["eval"]) + speech(real_split("ljs-reread")["eval"])
-        elif name == "asterisk":
-            sets[name] = speech(asterisk_prompts())
         else:
-            sets[Path(name).parent.name] = speech(read_manifest(name))
+            label, utterances = speech_set(name)
+            sets[label] = speech(utterances)
     return sets
 
 
@@ -131,34 +121,34 @@ def negative_stream(utterances, keywords) -> NegativeStream:
     return NegativeStream(np.concatenate(pieces), spans)
 
 
-def score_positives(model, sets):
+def score_positives(recognizer, sets):
     scored = {}
     for name, utterances in sets.items():
         rows = []
         for u in tqdm(utterances, desc=f"positives {name}", unit="clip"):
             audio = read_audio(u.audio)
-            rows.append(
-                (u.keyword, len(PAD) / SR + keyword_end(audio), posteriors(model, np.concatenate([PAD, audio, PAD])))
-            )
+            padded = np.concatenate([PAD, audio, PAD])
+            rows.append((u.keyword, len(PAD) / SR + keyword_end(audio), posteriors(recognizer, padded)))
         scored[name] = rows
     return scored
 
 
-def score_negatives(model, sets):
+def score_negatives(recognizer, sets):
     scored = {}
     for name, utterances in sets.items():
-        stream = negative_stream(tqdm(utterances, desc=f"negatives {name}", unit="clip"), model.config.keywords)
-        scored[name] = (stream, posteriors(model, stream.audio))
+        stream = negative_stream(tqdm(utterances, desc=f"negatives {name}", unit="clip"), recognizer.keywords)
+        scored[name] = (stream, posteriors(recognizer, stream.audio))
     return scored
 
 
-def operating_point(model, positives, negatives, thresholds):
+def operating_point(decoding, positives, negatives, thresholds):
+    """Recall, false alarms and latency of a recognizer's keyword `decoding` at `thresholds`."""
     per_set, latencies = {}, []
-    report_delay = new_detector(model, thresholds).report_delay_s  # a peak is reported this much later
+    report_delay = decoding.report_delay_s  # a peak is reported this much later
     for name, rows in positives.items():
         keywords = {}
         for keyword, end, post in rows:
-            events = detect(model, post, thresholds)
+            events = decoding.detect(post, thresholds)
             hit = [e for e in events if e.text == keyword]
             k = keywords.setdefault(keyword, {"clips": 0, "detected": 0, "confused": 0, "repeated": 0})
             k["clips"] += 1
@@ -176,7 +166,7 @@ def operating_point(model, positives, negatives, thresholds):
             "keywords": {k: {**v, "recall": v["detected"] / v["clips"]} for k, v in keywords.items()},
         }
     false_alarms = {
-        name: stream.false_alarms((e.text, e.end + report_delay) for e in detect(model, post, thresholds))
+        name: stream.false_alarms((e.text, e.end + report_delay) for e in decoding.detect(post, thresholds))
         for name, (stream, post) in negatives.items()
     }
     hours = sum(stream.hours for stream, _ in negatives.values())
@@ -190,8 +180,8 @@ def operating_point(model, positives, negatives, thresholds):
     }
 
 
-def single_thread_rtf(model, audio: np.ndarray, chunk_ms: int) -> float:
-    stream = StreamingRecognizer(model, threads=1).create_stream()
+def single_thread_rtf(recognizer, audio: np.ndarray, chunk_ms: int) -> float:
+    stream = recognizer.create_stream()
     started = time.perf_counter()
     for _ in stream.run(array_chunks(audio, SR, SR * chunk_ms // 1000)):
         pass
@@ -199,29 +189,11 @@ def single_thread_rtf(model, audio: np.ndarray, chunk_ms: int) -> float:
 
 
 def plot_det(points, shipped, path):
-    matplotlib = require("matplotlib")
-
-    matplotlib.use("Agg")
-    plt = require("matplotlib.pyplot")
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name in points[0]["miss_rate"]:
-        ax.plot(
-            [max(p["false_alarms_per_hour"], 0.01) for p in points],
-            [p["miss_rate"][name] for p in points],
-            marker=".",
-            label=name,
-        )
-        ax.plot([max(shipped["false_alarms_per_hour"], 0.01)], [1 - shipped["positives"][name]["recall"]], "k*")
-    ax.set_xscale("log")
-    ax.set_xlabel("false alarms per hour (0 drawn at 0.01)")
-    ax.set_ylabel("miss rate")
-    ax.set_title("DET: one threshold for all keywords (star: shipped thresholds)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    curves = {
+        name: [(p["false_alarms_per_hour"], p["miss_rate"][name]) for p in points] for name in points[0]["miss_rate"]
+    }
+    stars = {name: (shipped["false_alarms_per_hour"], 1 - row["recall"]) for name, row in shipped["positives"].items()}
+    plot_curves(curves, stars, "DET: one threshold for all keywords (star: shipped thresholds)", path)
 
 
 def summary_table(report) -> str:
@@ -240,22 +212,41 @@ def summary_table(report) -> str:
         f"Median time from the keyword's end to its report: {shipped['median_latency_s']:.3f} s."
         if shipped["median_latency_s"] is not None
         else "",
-        f"Model: {report['parameters']:,} parameters, {report['model_bytes']:,} bytes; single-thread RTF "
-        f"{report['rtf_1_thread']:.4f} at {report['chunk_ms']} ms chunks.",
+        f"Model: {report['parameters']:,} parameters, {report['model_bytes']:,} bytes; {report['backend']} "
+        f"backend; single-thread RTF {report['rtf_1_thread']:.4f} at {report['chunk_ms']} ms chunks.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + views_summary(report)
 
 
-def evaluate(model_dir, positive_names, negative_names, out, chunk_ms=160):
+def picovoice_view(recognizer, positive_names, background_names, seed=0) -> dict:
+    """The wake-word clips of the positive sets between the utterances of the background sets, real
+    noise under all of it at PICOVOICE_SNR_DB (kws_views: the Picovoice protocol)."""
+    keywords = recognizer.keywords
+    clips = [u for us in positive_sets(positive_names, keywords).values() for u in us]
+    clips = [u for u in clips if keyword_group(u.keyword) == "wake words"]
+    background = [u for us in negative_sets(background_names).values() for u in us]
+    utterances, placed = picovoice_order(clips, background, seed)
+    stream = negative_stream(tqdm(utterances, desc="picovoice stream", unit="clip"), keywords)
+    stream = NegativeStream(add_noise(stream.audio, shared_data_dir() / "noise", PICOVOICE_SNR_DB, seed), stream.spans)
+    post = posteriors(recognizer, stream.audio)
+    return picovoice_report(recognizer.decoding, stream, post, placed, keywords, SWEEP, REPORT_SLACK_S)
+
+
+def evaluate(
+    model_dir, positive_names, negative_names, out, chunk_ms=160, backend="torch", keywords=None, picovoice=None
+):
+    """Evaluate the keyword spotting of `model_dir` (a spotter; or an ASR model, whose `keywords`
+    are then text) reporting `keywords` (default: all a spotter knows); with `picovoice` (negative
+    set names), the Picovoice protocol's view on that background speech too."""
     torch.set_num_threads(1)
-    model = load_model(model_dir)
-    keywords = model.config.keywords
-    positives = score_positives(model, positive_sets(positive_names, keywords))
-    negatives = score_negatives(model, negative_sets(negative_names))
-    shipped = operating_point(model, positives, negatives, StreamingRecognizer(model).thresholds)
+    recognizer = StreamingRecognizer.from_pretrained(model_dir, backend=backend, keywords=keywords)
+    model, keywords, decoding = recognizer.model, recognizer.keywords, recognizer.decoding
+    positives = score_positives(recognizer, positive_sets(positive_names, keywords))
+    negatives = score_negatives(recognizer, negative_sets(negative_names))
+    shipped = operating_point(decoding, positives, negatives, recognizer.thresholds)
     points = []
     for threshold in tqdm(SWEEP, desc="threshold sweep"):
-        point = operating_point(model, positives, negatives, dict.fromkeys(keywords, float(threshold)))
+        point = operating_point(decoding, positives, negatives, dict.fromkeys(keywords, float(threshold)))
         points.append(
             {
                 "threshold": float(threshold),
@@ -263,20 +254,31 @@ def evaluate(model_dir, positive_names, negative_names, out, chunk_ms=160):
                 "miss_rate": {n: 1 - r["recall"] for n, r in point["positives"].items()},
             }
         )
+    by_group = []
+    for threshold in tqdm(SWEEP, desc="threshold sweep by keyword group"):
+        point = group_point(decoding, positives, negatives, keywords, dict.fromkeys(keywords, float(threshold)))
+        by_group.append({"threshold": float(threshold), **point})
     rtf_audio = next(iter(negatives.values()))[0].audio[: 600 * SR]  # up to 10 minutes
     folder = resolve_model_dir(model_dir)
     report = {
         "model": str(model_dir),
+        "keywords": keywords,
+        "backend": recognizer.backend.name,
         "chunk_ms": chunk_ms,
         "shipped_thresholds": shipped,
         "det": points,
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_bytes": (folder / "model.safetensors").stat().st_size,
-        "rtf_1_thread": single_thread_rtf(model, rtf_audio, chunk_ms),
+        "rtf_1_thread": single_thread_rtf(recognizer, rtf_audio, chunk_ms),
+        "groups_at_shipped_thresholds": group_point(decoding, positives, negatives, keywords, recognizer.thresholds),
+        "det_by_group": by_group,
     }
+    if picovoice:
+        report["picovoice"] = picovoice_view(recognizer, positive_names, picovoice)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     plot_det(points, shipped, out / "det.png")
+    plot_views(report, out)
     (out / "summary.md").write_text(summary_table(report))
     return report
