@@ -309,7 +309,9 @@ def markdown(r) -> str:
     lines += ["", "## Peers (same run, same audio, one thread)", "", "| engine | RTF |", "|---|---|"]
     for name, result in r["peers"].items():
         lines.append(
-            f"| {name} | {result['rtf']:.4f} |" if "rtf" in result else f"| {name} | not run: {result['skipped']} |"
+            f"| {name} | {result['rtf']:.4f} |"
+            if "rtf" in result
+            else f"| {name} | not run: {' '.join(result['skipped'].split())} |"
         )
     return "\n".join(lines) + "\n"
 
