@@ -36,8 +36,11 @@ class FeatureConfig(JSONConfig):
     f_min: float = 20.0
     f_max: float = 7600.0
     log_floor: float = 1e-6
+    mel_scale: str = "htk"  # or "slaney": Slaney's scale and area-normalised filters (Whisper's front)
 
     def __post_init__(self):
+        if self.mel_scale not in MEL_SCALES:
+            raise ValueError(f"FeatureConfig.mel_scale must be one of {sorted(MEL_SCALES)}, got {self.mel_scale!r}")
         if not 0 < self.hop_length <= self.win_length <= self.n_fft:
             raise ValueError("FeatureConfig needs 0 < hop_length <= win_length <= n_fft")
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
@@ -54,24 +57,48 @@ class FeatureConfig(JSONConfig):
         return ((SUBSAMPLING - 1) * self.hop_length + self.win_length) / self.sample_rate
 
 
-def _hz_to_mel(hz):
+def _htk_hz_to_mel(hz):
     return 2595.0 * np.log10(1.0 + hz / 700.0)
 
 
-def _mel_to_hz(mel):
+def _htk_mel_to_hz(mel):
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+# Slaney's scale: linear up to 1 kHz (200/3 Hz per mel), logarithmic above (6.4x per 27 mels)
+_SLANEY_HZ_PER_MEL, _SLANEY_LOG_START_HZ, _SLANEY_LOG_STEP = 200.0 / 3.0, 1000.0, np.log(6.4) / 27.0
+_SLANEY_LOG_START_MEL = _SLANEY_LOG_START_HZ / _SLANEY_HZ_PER_MEL
+
+
+def _slaney_hz_to_mel(hz):
+    hz = np.asarray(hz, np.float64)
+    logarithmic = _SLANEY_LOG_START_MEL + np.log(np.maximum(hz, 1e-9) / _SLANEY_LOG_START_HZ) / _SLANEY_LOG_STEP
+    return np.where(hz >= _SLANEY_LOG_START_HZ, logarithmic, hz / _SLANEY_HZ_PER_MEL)
+
+
+def _slaney_mel_to_hz(mel):
+    mel = np.asarray(mel, np.float64)
+    logarithmic = _SLANEY_LOG_START_HZ * np.exp(_SLANEY_LOG_STEP * (mel - _SLANEY_LOG_START_MEL))
+    return np.where(mel >= _SLANEY_LOG_START_MEL, logarithmic, mel * _SLANEY_HZ_PER_MEL)
+
+
+MEL_SCALES = {"htk": (_htk_hz_to_mel, _htk_mel_to_hz), "slaney": (_slaney_hz_to_mel, _slaney_mel_to_hz)}
 
 
 @functools.lru_cache(maxsize=8)
 def _analysis(config: FeatureConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Periodic Hann window (win_length,) in float64; mel filterbank (n_fft//2 + 1, n_mels)."""
+    hz_to_mel, mel_to_hz = MEL_SCALES[config.mel_scale]
     bin_hz = np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate)
-    mel_edges = np.linspace(_hz_to_mel(config.f_min), _hz_to_mel(config.f_max), config.n_mels + 2)
-    edges_hz = _mel_to_hz(mel_edges)[:, None]
+    mel_edges = np.linspace(hz_to_mel(config.f_min), hz_to_mel(config.f_max), config.n_mels + 2)
+    edges_hz = mel_to_hz(mel_edges)[:, None]
     lower, centre, upper = edges_hz[:-2], edges_hz[1:-1], edges_hz[2:]
     rising = (bin_hz - lower) / (centre - lower)
     falling = (upper - bin_hz) / (upper - centre)
-    filterbank = np.clip(np.minimum(rising, falling), 0.0, None).T.astype(np.float32)
+    filterbank = np.clip(np.minimum(rising, falling), 0.0, None)
+    if config.mel_scale == "slaney":  # each filter's area the same
+        filterbank = filterbank * (2.0 / (upper - lower))
+    filterbank = filterbank.T.astype(np.float32)
     window = torch.hann_window(config.win_length, periodic=True, dtype=torch.float64)
     return window.to(device), torch.from_numpy(filterbank).to(device)
 

@@ -145,11 +145,12 @@ class ASRModel(nn.Module):
         last group of 4 is zero-padded), tokens (b, U) padded (any value past a row's length),
         token_lengths (b,). `lattice_rows`: see `text_losses`.
         """
-        encoded, frames = self.encode_batch(features, feature_lengths, tokens, token_lengths)
+        encoded, frames, _ = self.encode_batch(features, feature_lengths, tokens, token_lengths)
         return self.text_losses(encoded, frames, tokens, token_lengths, lattice_rows)
 
     def encode_batch(self, features, feature_lengths, tokens, token_lengths):
-        """Check a padded training batch and encode it: (encoded (b, T, d), frames (b,))."""
+        """Check a padded training batch and encode it: (encoded (b, T, d), frames (b,), the encoder's
+        hidden states (`MambaEncoder.forward_hidden`))."""
         batch = {features.shape[0], tokens.shape[0], len(feature_lengths), len(token_lengths)}
         if features.dim() != 3 or tokens.dim() != 2 or len(batch) != 1:
             raise ValueError(
@@ -161,8 +162,8 @@ class ASRModel(nn.Module):
         frames = -(-feature_lengths // SUBSAMPLING)
         features = features[:, : int(frames.max()) * SUBSAMPLING]
         features = F.pad(features, (0, 0, 0, int(frames.max()) * SUBSAMPLING - features.shape[1]))
-        encoded, _ = self.encoder(features)
-        return encoded, frames
+        encoded, _, hidden = self.encoder.forward_hidden(features)
+        return encoded, frames, hidden
 
     def text_losses(self, encoded, frames, tokens, token_lengths, lattice_rows: int | None = None):
         """(total, transducer, ctc) from encoded frames. With `lattice_rows`, the transducer lattice

@@ -31,13 +31,19 @@ def tiny_tokenizer() -> Tokenizer:
     return Tokenizer.train(TEXTS, vocab_size=48)
 
 
-def tiny_asr_model(seed: int = 0, blank_bias: float = 0.0, **options) -> ASRModel:
-    """A random ASR model small enough for fast tests; `blank_bias` makes the joiner prefer blank."""
+TINY_ENCODER = dict(d_model=32, n_layers=2, d_state=16, headdim=16, subsampling_channels=32, block_size=16)
+# Whisper's shape in miniature: its stem, LayerNorm, an MLP per block, one B/C group per head
+TINY_WHISPER_ENCODER = dict(TINY_ENCODER, expand=1, ngroups=2, mlp_ratio=2, norm="layer", stem="whisper")
+
+
+def tiny_asr_model(seed: int = 0, blank_bias: float = 0.0, encoder=TINY_ENCODER, **options) -> ASRModel:
+    """A random ASR model small enough for fast tests; `blank_bias` makes the joiner prefer blank;
+    `encoder`: EncoderConfig fields."""
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
     config = ASRConfig(
         tokenizer.vocab_size,
-        encoder=EncoderConfig(d_model=32, n_layers=2, d_state=16, headdim=16, subsampling_channels=32, block_size=16),
+        encoder=EncoderConfig(**encoder),
         decoder=DecoderConfig(d_model=32, n_layers=2, d_state=16, headdim=16, block_size=16),
         joiner_dim=32,
         **options,

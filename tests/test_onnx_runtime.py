@@ -22,7 +22,7 @@ from streamssm.recognizer import StreamingRecognizer
 from streamssm.runtime import BACKENDS, TorchBackend, create_backend
 from streamssm.runtime.graphs import int8_file
 from streamssm.runtime.onnx_backend import OnnxBackend
-from asr_helpers import noise_bursts, tiny_asr_model
+from asr_helpers import TINY_WHISPER_ENCODER, noise_bursts, tiny_asr_model
 from stream_helpers import alone_and_batched, events_of
 
 TOLERANCE = 1e-4
@@ -51,6 +51,17 @@ def kws_dir(tmp_path_factory):
 def asr_dir(tmp_path_factory):
     folder = save_model(tiny_asr_model(), tmp_path_factory.mktemp("model") / "asr")
     export(folder, int8=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def whisper_shaped_asr_dir(tmp_path_factory):
+    """A tiny model of the weight-transfer student's shape (streamssm/distill/transfer.py)."""
+    from streamssm.distill.transfer import WHISPER_FEATURES
+
+    model = tiny_asr_model(encoder=TINY_WHISPER_ENCODER, features=WHISPER_FEATURES)
+    folder = save_model(model, tmp_path_factory.mktemp("model") / "asr_whisper")
+    export(folder)
     return folder
 
 
@@ -112,6 +123,15 @@ def test_exported_equals_pytorch_with_any_chunking(kws_dir, asr_dir, real_speech
         got = run(exported, model, audio, sizes)
         assert got.shape == expected.shape, name
         assert float((got - expected).abs().max()) < TOLERANCE, name
+
+
+@pytest.mark.parametrize("head", ["transducer", "ctc"])
+def test_whisper_shaped_student_exports_exactly(whisper_shaped_asr_dir, real_speech, head):
+    model, reference, exported = both(whisper_shaped_asr_dir, head)
+    audio = real_speech[: 8 * RATE]
+    expected = run(reference, model, audio, [len(audio)])
+    for name, sizes in chunkings(len(audio)).items():
+        assert float((run(exported, model, audio, sizes) - expected).abs().max()) < TOLERANCE, name
 
 
 def test_shipped_kws_files_equal_pytorch(real_speech):

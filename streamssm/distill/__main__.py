@@ -1,4 +1,5 @@
 """python -m streamssm.distill encode SOURCE... : store a teacher's encoder outputs for training clips.
+python -m streamssm.distill alignment MODEL SOURCE... : a transferred student's distance from its teacher.
 
 Each SOURCE is a manifest or the name of a real recording set (its train part only, see
 streamssm/data/splits.py). The outputs (fp16, 40 ms frames) go to --cache/TEACHER/ and are what
@@ -20,6 +21,28 @@ def clips_of(source: str):
     return real_split(source)["train"] if source in FOLDERS else read_manifest(source)
 
 
+def report_alignment(args):
+    """Print the mean relative error of each hidden state on the sources' held-out clips."""
+    from ..audio import read_audio
+    from ..features import log_mel
+    from ..models import load_model
+    from .layers import LayerTargets, alignment_errors
+
+    model = load_model(args.model)
+    names = ["stem", *(f"block {i + 1}" for i in range(model.config.encoder.n_layers)), "final norm"]
+    targets = LayerTargets(args.teacher)
+    print(f"relative squared error per frame, student frame t vs {args.teacher} frame t - {args.delay}")
+    print("| source | clips | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    for source in args.sources:
+        clips = (real_split(source)["eval"] if source in FOLDERS else read_manifest(source))[: args.limit]
+        features = [
+            log_mel(read_audio(c.audio, model.config.features.sample_rate), model.config.features) for c in clips
+        ]
+        errors = alignment_errors(model.encoder, targets, features, args.delay)
+        print(f"| {source} | {len(clips)} | " + " | ".join(f"{e:.3f}" for e in errors) + " |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m streamssm.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -30,7 +53,17 @@ def main(argv=None):
     encode.add_argument("--teacher", default="whisper-tiny.en", help="whisper-tiny.en (default) or whisper-base")
     encode.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="cache root")
     encode.add_argument("--threads", type=int, default=1, help="teacher threads (default 1)")
+    align = commands.add_parser(
+        "alignment", help="how far a transferred student's hidden states are from its teacher's (held-out clips)"
+    )
+    align.add_argument("model", help="an ASR model folder with a Whisper-shaped encoder (transfer_from)")
+    align.add_argument("sources", nargs="+", help="manifests or real set names (their eval parts)")
+    align.add_argument("--teacher", default="whisper-tiny.en", help="the teacher it was transferred from")
+    align.add_argument("--delay", type=int, default=2, help="student frame t against teacher frame t - delay")
+    align.add_argument("--limit", type=int, default=100, help="clips per source (default 100)")
     args = parser.parse_args(argv)
+    if args.command == "alignment":
+        return report_alignment(args)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from ..extras import MissingPiece
     from .cache import TeacherCache

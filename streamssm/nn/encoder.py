@@ -6,6 +6,11 @@
 
 Features are normalised with fixed statistics stored in the model (never per utterance).
 `EncoderState` holds every cache of a batch of streams.
+
+The default stem is two stride-2 convolutions; `stem="whisper"` is Whisper's (a stride-1 and a
+stride-2 convolution with GELU, made causal) followed by averaging frame pairs, and with
+`mlp_ratio`, `norm="layer"` and `ngroups` a block has Whisper's shape (attention replaced by the
+Mamba-2 mixer): the student that streamssm/distill/transfer.py initialises from a Whisper encoder.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ class EncoderConfig(JSONConfig):
     d_conv: int = 4
     subsampling_channels: int = 256
     block_size: int = 64
+    ngroups: int = 1  # B/C groups of the mixer
+    mlp_ratio: int = 0  # > 0: an MLP of mlp_ratio * d_model after each mixer
+    norm: str = "rms"  # or "layer" (LayerNorm with bias)
+    stem: str = "conv4"  # or "whisper"
+
+    def __post_init__(self):
+        if self.norm not in NORMS:
+            raise ValueError(f"EncoderConfig.norm must be one of {sorted(NORMS)}, got {self.norm!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"EncoderConfig.stem must be one of {sorted(STEMS)}, got {self.stem!r}")
 
 
 class EncoderState(BatchedState):
@@ -57,7 +72,52 @@ class EncoderState(BatchedState):
         return EncoderState(tensors[:n], layers)
 
 
-class CausalSubsampling(nn.Module):
+def causal_conv(h, cache, conv: nn.Conv1d, activation, real_frames=None):
+    """A causal conv over channels-last frames h (b, T, c) whose left context, the last
+    kernel - stride input frames, is carried in `cache` (b, c, kernel - stride).
+
+    Returns (activation(conv) (b, T / stride, out), the new cache: the last frames of each row's
+    `real_frames` (default all T)). Each conv is one matrix product over its windows: ONNX Runtime's
+    Conv took 3x longer on short chunks of many streams (measured); the cache keeps the conv layout.
+    """
+    padded = torch.cat([cache.to(h.dtype).transpose(1, 2), h], dim=1)  # (b, context + T, c)
+    context = cache.shape[2]
+    end = h.shape[1] if real_frames is None else real_frames
+    new_cache = _frames_at(padded, end, context).transpose(1, 2).contiguous()
+    windows = padded.unfold(1, conv.kernel_size[0], conv.stride[0]).flatten(2)  # (b, T', c * kernel)
+    return activation(F.linear(windows, conv.weight.flatten(1), conv.bias)), new_cache
+
+
+def _frames_at(x, start, width: int):
+    """x[:, start:start+width], with `start` an int or one start per row."""
+    if isinstance(start, int):
+        return x[:, start : start + width]
+    index = start.to(x.device)[:, None] + torch.arange(width, device=x.device)
+    return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+class TwoConvStem(nn.Module):
+    """Two causal convolutions over time (`conv1`, `conv2` of the subclass) from 4 feature frames
+    per encoder frame; each carries its left context (kernel - stride frames) between chunks."""
+
+    activation = staticmethod(F.silu)
+
+    def initial_state(self, batch_size, device, dtype) -> list[torch.Tensor]:
+        return [
+            torch.zeros(batch_size, conv.in_channels, conv.kernel_size[0] - conv.stride[0], device=device, dtype=dtype)
+            for conv in (self.conv1, self.conv2)
+        ]
+
+    def convolve(self, x, state, lengths=None):
+        """x (b, 4T, n_mels) -> (conv2's frames, new state); `lengths` in encoder frames."""
+        between = SUBSAMPLING // self.conv1.stride[0]  # conv1 outputs per encoder frame
+        real = (None, None) if lengths is None else (lengths * SUBSAMPLING, lengths * between)
+        h, cache1 = causal_conv(x, state[0], self.conv1, self.activation, real[0])
+        h, cache2 = causal_conv(h, state[1], self.conv2, self.activation, real[1])
+        return h, [cache1, cache2]
+
+
+class CausalSubsampling(TwoConvStem):
     """Two causal stride-2 convolutions over time: 4 feature frames in, 1 encoder frame out.
 
     Each conv (kernel 3, stride 2) sees one frame of left context, carried between chunks.
@@ -69,44 +129,58 @@ class CausalSubsampling(nn.Module):
         self.conv2 = nn.Conv1d(channels, channels, kernel_size=3, stride=2)
         self.proj = nn.Linear(channels, d_model)
 
-    def initial_state(self, batch_size, device, dtype) -> list[torch.Tensor]:
-        return [
-            torch.zeros(batch_size, self.conv1.in_channels, 1, device=device, dtype=dtype),
-            torch.zeros(batch_size, self.conv2.in_channels, 1, device=device, dtype=dtype),
-        ]
+    def forward(self, x, state, lengths=None):
+        """x (b, 4T, n_mels) -> (b, T, d_model); `lengths` in output frames."""
+        h, state = self.convolve(x, state, lengths)
+        return self.proj(h), state
+
+
+class WhisperStem(TwoConvStem):
+    """Whisper's convolution stem made causal, then the mean of each pair of its 20 ms frames.
+
+    conv1 (kernel 3, stride 1) sees two earlier frames instead of one on each side; conv2 (kernel 3,
+    stride 2) one earlier frame, as in Whisper; GELU after each. `offset` is added to every output
+    frame: a transferred student starts it at the mean of Whisper's positional embeddings, which a
+    stream of unbounded length cannot use.
+    """
+
+    activation = staticmethod(F.gelu)
+
+    def __init__(self, n_mels: int, d_model: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_mels, d_model, kernel_size=3, stride=1)
+        self.conv2 = nn.Conv1d(d_model, d_model, kernel_size=3, stride=2)
+        self.offset = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x, state, lengths=None):
-        """x (b, 4T, n_mels) -> (b, T, d_model); `lengths` in output frames.
-
-        Channels stay last and each conv is one matrix product over its windows: ONNX Runtime's
-        Conv took 3x longer on short chunks of many streams (measured); the cached frames keep the
-        conv layout (b, channels, 1).
-        """
-        h, new_state = x, []
-        for conv, cache, factor in ((self.conv1, state[0], 4), (self.conv2, state[1], 2)):
-            padded = torch.cat([cache.to(h.dtype).transpose(1, 2), h], dim=1)  # (b, 1 + frames, channels)
-            last = (padded.shape[1] - 1) if lengths is None else lengths * factor
-            new_state.append(_frame_at(padded, last).transpose(1, 2).contiguous())
-            windows = padded.unfold(1, conv.kernel_size[0], conv.stride[0]).flatten(
-                2
-            )  # (b, frames', channels * kernel)
-            h = F.silu(F.linear(windows, conv.weight.flatten(1), conv.bias))
-        return self.proj(h), new_state
+        """x (b, 4T, n_mels) -> (b, T, d_model); `lengths` in output frames."""
+        h, state = self.convolve(x, state, lengths)
+        return h.unflatten(1, (-1, 2)).mean(2) + self.offset, state
 
 
-def _frame_at(x, index):
-    """x[:, index:index+1], with `index` an int or one index per row."""
-    if isinstance(index, int):
-        return x[:, index : index + 1]
-    return x.gather(1, index.to(x.device)[:, None, None].expand(-1, 1, x.shape[2]))
+STEMS = {
+    "conv4": lambda c: CausalSubsampling(c.n_mels, c.subsampling_channels, c.d_model),
+    "whisper": lambda c: WhisperStem(c.n_mels, c.d_model),
+}
+NORMS = {"rms": RMSNorm, "layer": nn.LayerNorm}
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, hidden: int):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d_model, hidden), nn.Linear(hidden, d_model)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
 
 
 class MambaBlock(nn.Module):
-    """Pre-norm residual block around a CausalMamba2 layer."""
+    """Pre-norm residual block around a CausalMamba2 layer, and around an MLP when mlp_ratio > 0.
+    The sizes come from `config` (an EncoderConfig or DecoderConfig)."""
 
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config, ngroups: int = 1, mlp_ratio: int = 0, norm: str = "rms"):
         super().__init__()
-        self.norm = RMSNorm(config.d_model)
+        self.norm = NORMS[norm](config.d_model)
         self.mixer = CausalMamba2(
             config.d_model,
             d_state=config.d_state,
@@ -114,15 +188,22 @@ class MambaBlock(nn.Module):
             expand=config.expand,
             headdim=config.headdim,
             block_size=config.block_size,
+            ngroups=ngroups,
         )
+        if mlp_ratio:
+            self.mlp_norm = NORMS[norm](config.d_model)
+            self.mlp = MLP(config.d_model, mlp_ratio * config.d_model)
+
+    def _with_mlp(self, x):
+        return x + self.mlp(self.mlp_norm(x)) if hasattr(self, "mlp") else x
 
     def forward(self, x, state, lengths=None):
         y, state = self.mixer(self.norm(x), state, lengths)
-        return x + y, state
+        return self._with_mlp(x + y), state
 
     def step(self, x, state):
         y, state = self.mixer.step(self.norm(x), state)
-        return x + y, state
+        return self._with_mlp(x + y), state
 
 
 class MambaEncoder(nn.Module):
@@ -133,9 +214,11 @@ class MambaEncoder(nn.Module):
         self.config = config
         self.register_buffer("feature_mean", torch.zeros(config.n_mels))
         self.register_buffer("feature_std", torch.ones(config.n_mels))
-        self.subsampling = CausalSubsampling(config.n_mels, config.subsampling_channels, config.d_model)
-        self.blocks = nn.ModuleList(MambaBlock(config) for _ in range(config.n_layers))
-        self.norm = RMSNorm(config.d_model)
+        self.subsampling = STEMS[config.stem](config)
+        self.blocks = nn.ModuleList(
+            MambaBlock(config, config.ngroups, config.mlp_ratio, config.norm) for _ in range(config.n_layers)
+        )
+        self.norm = NORMS[config.norm](config.d_model)
 
     def set_backend(self, backend: str):
         """Force "torch" or "kernels" for every layer, or go back to "auto"."""
@@ -143,7 +226,7 @@ class MambaEncoder(nn.Module):
             block.mixer.backend = backend
 
     def initial_state(self, batch_size: int = 1, device=None) -> EncoderState:
-        weight = self.subsampling.proj.weight
+        weight = self.subsampling.conv2.weight
         device, dtype = device or weight.device, weight.dtype
         return EncoderState(
             self.subsampling.initial_state(batch_size, device, dtype),
@@ -153,7 +236,7 @@ class MambaEncoder(nn.Module):
     def _normalise(self, features):
         if features.shape[1] % SUBSAMPLING:
             raise ValueError(f"the encoder takes feature frames in groups of {SUBSAMPLING}, got {features.shape[1]}")
-        dtype = self.subsampling.proj.weight.dtype
+        dtype = self.subsampling.conv2.weight.dtype
         return ((features.to(self.feature_mean.device, dtype) - self.feature_mean) / self.feature_std).to(dtype)
 
     def forward(self, features, state: EncoderState | None = None, lengths: torch.Tensor | None = None):
@@ -162,14 +245,21 @@ class MambaEncoder(nn.Module):
         `lengths` (b,) counts real encoder frames per row of a padded batch; each row's state is
         taken after its last real frame.
         """
+        encoded, state, _ = self.forward_hidden(features, state, lengths)
+        return encoded, state
+
+    def forward_hidden(self, features, state: EncoderState | None = None, lengths: torch.Tensor | None = None):
+        """As `forward`, plus the hidden frames after the stem and after each block (a list of
+        n_layers + 1 tensors (b, T, d_model)), for layer-wise distillation."""
         if state is None:
             state = self.initial_state(features.shape[0], self.feature_mean.device)
         x, sub_state = self.subsampling(self._normalise(features), state.subsampling, lengths)
-        layer_states = []
+        hidden, layer_states = [x], []
         for block, layer_state in zip(self.blocks, state.layers):
             x, layer_state = block(x, layer_state, lengths)
+            hidden.append(x)
             layer_states.append(layer_state)
-        return self.norm(x), EncoderState(sub_state, layer_states)
+        return self.norm(x), EncoderState(sub_state, layer_states), hidden
 
     def step(self, features, state: EncoderState):
         """One encoder frame: features (b, 4, n_mels) -> (encoded (b, d_model), new state)."""

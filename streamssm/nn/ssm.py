@@ -54,7 +54,8 @@ def cuda_kernels():
 def ssd_scan(x, dt, A, B, C, h0, block_size: int = 64):
     """Blocked SSD scan: h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t.
 
-    x (b, L, h, p), dt (b, L, h) after softplus, A (h,) negative, B/C (b, L, n), h0 (b, h, p, n).
+    x (b, L, h, p), dt (b, L, h) after softplus, A (h,) negative, h0 (b, h, p, n); B/C (b, L, n)
+    shared by all heads or (b, L, h, n), one per head.
     Returns y (b, L, h, p) and the final state, both in h0's dtype. Within a block the
     recurrence is unrolled as a masked (L x L) product; blocks are chained through the state.
     """
@@ -62,7 +63,8 @@ def ssd_scan(x, dt, A, B, C, h0, block_size: int = 64):
     # heads-first layouts so that every product below is a plain (batched) matmul
     x = x.to(dtype).permute(0, 2, 1, 3)  # (b, h, L, p)
     dt = dt.to(dtype).transpose(1, 2)  # (b, h, L)
-    B, C = B.to(dtype)[:, None], C.to(dtype)[:, None]  # (b, 1, L, n)
+    shared = B.dim() == 3
+    B, C = (B.to(dtype)[:, None], C.to(dtype)[:, None]) if shared else (_heads_first(B, dtype), _heads_first(C, dtype))
     A = A.to(dtype)[:, None]
     length = x.shape[2]
     causal = _causal_mask(min(block_size, length), x.device)
@@ -75,28 +77,37 @@ def ssd_scan(x, dt, A, B, C, h0, block_size: int = 64):
         # decay from step s to step t (s <= t); mask before exp so only non-positive values are exponentiated
         segment = (log_decay[..., :, None] - log_decay[..., None, :]).masked_fill(~causal[:q, :q], -math.inf)
         weights = (Cb @ Bb.transpose(-1, -2)) * segment.exp() * dtb[..., None, :]  # (b, h, t, s)
-        y = weights @ xb + _read_state(Cb[:, 0], h) * log_decay.exp()[..., None]  # (b, h, q, p)
+        y = weights @ xb + _read_state(Cb, h) * log_decay.exp()[..., None]  # (b, h, q, p)
         to_end = (log_decay[..., -1:] - log_decay).exp() * dtb  # (b, h, q)
-        h = h * log_decay[..., -1].exp()[..., None, None] + _write_state(xb * to_end[..., None], Bb[:, 0])
+        h = h * log_decay[..., -1].exp()[..., None, None] + _write_state(xb * to_end[..., None], Bb)
         ys.append(y)
     y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=2)
     return y.transpose(1, 2), h
 
 
-# B and C are shared by all heads: the two products with them are one matrix product per stream
-# over every head's rows (heads x headdim), not one small product per head. Same numbers; the
-# scan's forward + backward took 15-25 % less in PyTorch (8 x 256 frames, measured), ONNX Runtime
-# for 64 streams of 4 frames the same within this machine's noise.
+def _heads_first(BC, dtype):
+    """(b, L, h, n) -> (b, h, L, n)."""
+    return BC.to(dtype).permute(0, 2, 1, 3)
+
+
+# When B and C are shared by all heads, the two products with them are one matrix product per
+# stream over every head's rows (heads x headdim), not one small product per head. Same numbers;
+# the scan's forward + backward took 15-25 % less in PyTorch (8 x 256 frames, measured), ONNX
+# Runtime for 64 streams of 4 frames the same within this machine's noise.
 def _read_state(C, h):
-    """C (b, q, n), state h (b, heads, p, n) -> h C per step (b, heads, q, p)."""
+    """C (b, 1, q, n) shared or (b, heads, q, n), state h (b, heads, p, n) -> h C per step (b, heads, q, p)."""
+    if C.shape[1] > 1:
+        return C @ h.transpose(-1, -2)
     b, heads, p, n = h.shape
-    return (C @ h.reshape(b, heads * p, n).transpose(1, 2)).unflatten(2, (heads, p)).transpose(1, 2)
+    return (C[:, 0] @ h.reshape(b, heads * p, n).transpose(1, 2)).unflatten(2, (heads, p)).transpose(1, 2)
 
 
 def _write_state(u, B):
-    """u (b, heads, q, p), B (b, q, n) -> the sum over steps of u B^T (b, heads, p, n)."""
+    """u (b, heads, q, p), B (b, 1, q, n) shared or (b, heads, q, n) -> the sum over steps of u B^T (b, heads, p, n)."""
+    if B.shape[1] > 1:
+        return u.transpose(-1, -2) @ B
     b, heads, q, p = u.shape
-    return (u.permute(0, 1, 3, 2).reshape(b, heads * p, q) @ B).unflatten(1, (heads, p))
+    return (u.permute(0, 1, 3, 2).reshape(b, heads * p, q) @ B[:, 0]).unflatten(1, (heads, p))
 
 
 @functools.lru_cache(maxsize=64)
@@ -122,7 +133,9 @@ class RMSNorm(nn.Module):
 
 class CausalMamba2(nn.Module):
     """Mamba-2 layer: in-projection to (z, x, B, C, dt), causal depthwise conv over (x, B, C),
-    selective scan with a scalar decay per head, D skip, gated RMSNorm, out-projection."""
+    selective scan with a scalar decay per head, D skip, gated RMSNorm, out-projection.
+
+    B and C come in `ngroups` groups, each shared by nheads / ngroups heads (1: by all heads)."""
 
     def __init__(
         self,
@@ -132,6 +145,7 @@ class CausalMamba2(nn.Module):
         expand: int = 2,
         headdim: int = 64,
         block_size: int = 64,
+        ngroups: int = 1,
         dt_range: tuple[float, float] = (1e-3, 1e-1),
         A_range: tuple[float, float] = (1.0, 16.0),
         backend: str = "auto",
@@ -142,8 +156,11 @@ class CausalMamba2(nn.Module):
             raise ValueError(f"expand * d_model = {d_inner} is not a multiple of headdim = {headdim}")
         self.d_model, self.d_state, self.d_conv, self.headdim = d_model, d_state, d_conv, headdim
         self.d_inner, self.nheads, self.block_size = d_inner, d_inner // headdim, block_size
-        self.conv_dim = d_inner + 2 * d_state
-        self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * d_state + self.nheads, bias=False)
+        if self.nheads % ngroups:
+            raise ValueError(f"{self.nheads} heads do not split into ngroups = {ngroups} groups")
+        self.ngroups = ngroups
+        self.conv_dim = d_inner + 2 * ngroups * d_state
+        self.in_proj = nn.Linear(d_model, d_inner + self.conv_dim + self.nheads, bias=False)
         self.conv_weight = nn.Parameter(torch.empty(self.conv_dim, d_conv))
         self.conv_bias = nn.Parameter(torch.zeros(self.conv_dim))
         nn.init.uniform_(self.conv_weight, -1 / math.sqrt(d_conv), 1 / math.sqrt(d_conv))
@@ -219,12 +236,27 @@ class CausalMamba2(nn.Module):
             y, ssm = self._scan_kernels(padded, xbc, dt, A, state)
         else:
             conv = self._depthwise_conv(padded, length)
-            xs, B, C = torch.split(F.silu(conv), [self.d_inner, self.d_state, self.d_state], -1)
+            xs, B, C = self._split_xbc(F.silu(conv))
             xs = xs.reshape(b, length, self.nheads, self.headdim)
-            y, ssm = ssd_scan(xs, dt, A, B, C, state.ssm, self.block_size)
+            y, ssm = ssd_scan(xs, dt, A, self._per_head(B), self._per_head(C), state.ssm, self.block_size)
             y = y + xs.to(y.dtype) * self.D.to(y.dtype)[:, None]
         y = self.norm(y.reshape(b, length, self.d_inner), gate=z)
         return self.out_proj(y.to(x.dtype)), Mamba2State(new_conv, ssm)
+
+    def _split_xbc(self, xbc):
+        """(..., conv_dim) -> x (..., d_inner), B and C (..., ngroups * d_state)."""
+        groups = self.ngroups * self.d_state
+        return torch.split(xbc, [self.d_inner, groups, groups], -1)
+
+    def _groups(self, BC):
+        """(..., ngroups * d_state) -> (..., ngroups, d_state)."""
+        return BC.unflatten(-1, (self.ngroups, self.d_state))
+
+    def _per_head(self, BC):
+        """B or C as the scan takes it: (..., d_state) when shared, else (..., nheads, d_state)."""
+        if self.ngroups == 1:
+            return BC
+        return self._groups(BC).repeat_interleave(self.nheads // self.ngroups, dim=-2)
 
     def _depthwise_conv(self, padded, length):
         """Causal depthwise conv of channels-last inputs (b, w-1+L, c) as d_conv shifted products:
@@ -256,14 +288,14 @@ class CausalMamba2(nn.Module):
             initial_states=state.conv.to(xbc.dtype).transpose(1, 2).contiguous().transpose(1, 2),
             activation="silu",
         ).transpose(1, 2)
-        xs, B, C = torch.split(conv, [self.d_inner, self.d_state, self.d_state], -1)
+        xs, B, C = self._split_xbc(conv)
         xs = xs.reshape(b, length, self.nheads, self.headdim)
         y, ssm = k["chunk_scan"](
             xs,
             dt.float(),
             A.float(),
-            B[:, :, None, :],
-            C[:, :, None, :],
+            self._groups(B),
+            self._groups(C),
             self.block_size,
             D=self.D.float(),
             initial_states=state.ssm.float(),
@@ -282,19 +314,26 @@ class CausalMamba2(nn.Module):
         else:
             window = torch.cat([state.conv.to(xbc.dtype), xbc[:, :, None]], dim=2)  # (b, c, w)
             conv = F.silu((window * self.conv_weight.to(xbc.dtype)).sum(-1) + self.conv_bias.to(xbc.dtype))
-            xs, B, C = torch.split(conv.to(state.ssm.dtype), [self.d_inner, self.d_state, self.d_state], -1)
+            xs, B, C = self._split_xbc(conv.to(state.ssm.dtype))
             xs = xs.reshape(-1, self.nheads, self.headdim)
-            ssm = state.ssm * torch.exp(dt * A)[..., None, None] + (dt[..., None] * xs)[..., None] * B[:, None, None, :]
-            y = (ssm * C[:, None, None, :]).sum(-1) + xs * self.D.to(xs.dtype)[:, None]
+            B, C = self._step_layout(B), self._step_layout(C)
+            ssm = state.ssm * torch.exp(dt * A)[..., None, None] + (dt[..., None] * xs)[..., None] * B
+            y = (ssm * C).sum(-1) + xs * self.D.to(xs.dtype)[:, None]
             new_state = Mamba2State(window[:, :, 1:], ssm)
         y = self.norm(y.reshape(-1, self.d_inner), gate=z)
         return self.out_proj(y.to(x.dtype)), new_state
+
+    def _step_layout(self, BC):
+        """B or C of one frame (b, ngroups * d_state) -> (b, 1 or nheads, 1, d_state), against the state (b, h, p, n)."""
+        if self.ngroups == 1:
+            return BC[:, None, None, :]
+        return self._per_head(BC)[:, :, None, :]
 
     def _step_kernels(self, xbc, dt, A, state):
         k = cuda_kernels()
         conv_state = state.conv.to(xbc.dtype).clone()
         conv = k["conv_update"](xbc, conv_state, self.conv_weight.to(xbc.dtype), self.conv_bias.to(xbc.dtype), "silu")
-        xs, B, C = torch.split(conv, [self.d_inner, self.d_state, self.d_state], -1)
+        xs, B, C = self._split_xbc(conv)
         xs = xs.reshape(-1, self.nheads, self.headdim)
         p, n = self.headdim, self.d_state
         ssm = state.ssm.float().clone()
@@ -303,8 +342,8 @@ class CausalMamba2(nn.Module):
             xs,
             dt.float()[..., None].expand(-1, -1, p),
             A.float()[:, None, None].expand(-1, p, n),
-            B[:, None, :],
-            C[:, None, :],
+            self._groups(B),
+            self._groups(C),
             D=self.D.float()[:, None].expand(-1, p),
             dt_softplus=False,
         )

@@ -30,6 +30,12 @@ teacher's encoder frames `distill_delay` frames late (streamssm/distill/frames.p
 stored beforehand by `python -m streamssm.distill encode`; utterances without stored outputs train
 on text alone. `lattice_rows` builds the transducer lattice a few utterances at a time.
 
+Weight transfer (`transfer_from`: a Whisper teacher): the encoder is a student of the teacher's
+shape initialised from its weights (streamssm/distill/transfer.py), the decoder and joiner from
+`init_from` where shapes agree; `layer_distill_weight` > 0 aligns every hidden state of the student
+with the teacher's, computed on the fly from the batch's features (streamssm/distill/layers.py);
+`text_weight` 0 trains on that alignment alone, so untranscribed audio takes part.
+
 configs/asr.json trains the first model from scratch; configs/asr_distill.json continues a shipped
 model (`init_from`) on real speech, pseudo-labels and TTS with a teacher. Step times, audio hours
 and the runs behind the shipped model are in models/asr/README.md and OUT/compute.json. Choose
@@ -60,6 +66,9 @@ from ..data.manifest import Utterance, read_manifest, write_manifest
 from ..data.splits import real_split
 from ..distill.cache import TeacherCache
 from ..distill.frames import FrameDistillation, batch_targets
+from ..distill.layers import LayerTargets, layer_distillation_loss
+from ..distill.transfer import WHISPER_FEATURES, student_config, transfer, whisper_tensors
+from ..features import FeatureConfig
 from ..models import ASRConfig, ASRModel, load_model, resolve_model_dir, save_model
 from ..nn.decoder import DecoderConfig
 from ..nn.encoder import SUBSAMPLING, EncoderConfig
@@ -102,6 +111,9 @@ class ASRTrainConfig:
     teacher_cache: str = "data/teacher_cache"
     distill_weight: float = 0.0  # loss += distill_weight * cosine distance to the teacher's frames
     distill_delay: int = 4  # student frame t predicts teacher frame t - distill_delay (40 ms frames)
+    transfer_from: str | None = None  # a Whisper teacher whose encoder initialises a student of its shape
+    layer_distill_weight: float = 0.0  # loss += this * hidden-state alignment with `teacher`, every layer
+    text_weight: float = 1.0  # weight of the CTC + transducer losses; 0: distillation only, no transcripts needed
     max_seconds: float = 160.0  # padded audio per batch and process
     steps: int = 6000
     time_limit_s: float | None = None  # end the run (model saved) after this long; the lr schedule keeps pace
@@ -126,6 +138,12 @@ class ASRTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.layer_distill_weight and not self.teacher:
+            raise ValueError(
+                "layer_distill_weight needs a teacher (the Whisper model the encoder was transferred from)"
+            )
+        if not self.text_weight and not self.layer_distill_weight:
+            raise ValueError("text_weight 0 leaves nothing to train: set layer_distill_weight > 0")
         if self.augment and self.feature_cache:
             raise ValueError(
                 "feature_cache holds clean features: turn augment off to use it (waveform augmentation reads the audio)"
@@ -137,10 +155,11 @@ class ASRTrainConfig:
 
 
 def training_utterances(config: ASRTrainConfig) -> list[Utterance]:
-    """The TTS manifests, then each real train part `real_repeat` times; utterances without words are left out."""
+    """The TTS manifests, then each real train part `real_repeat` times; utterances without words
+    are left out, unless the run trains without text (`text_weight` 0)."""
     tts = [u for manifest in config.manifests for u in read_manifest(manifest)]
     real = [u for name in config.real_speech for u in real_split(name)["train"]]
-    utterances = [u for u in tts + real * config.real_repeat if normalize_text(u.text or "")]
+    utterances = [u for u in tts + real * config.real_repeat if normalize_text(u.text or "") or not config.text_weight]
     if not utterances:
         raise ValueError(f"no transcribed training utterances in {config.manifests} and {config.real_speech}")
     return utterances
@@ -161,7 +180,10 @@ def frozen_training_data(config: ASRTrainConfig, out: Path) -> tuple[list[Uttera
 
 
 def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
-    """A fresh model as the config describes it, or the `init_from` model (its own architecture)."""
+    """A fresh model as the config describes it, or the `init_from` model (its own architecture),
+    or with `transfer_from` a Whisper student (see `transferred_model`)."""
+    if config.transfer_from:
+        return transferred_model(config, tokenizer)
     if config.init_from:
         return load_model(config.init_from).train()
     model_config = ASRConfig(
@@ -172,6 +194,29 @@ def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
         ctc_weight=config.ctc_weight,
     )
     return ASRModel(model_config, tokenizer)
+
+
+def transferred_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
+    """An encoder of the teacher's shape initialised from its weights, reading Whisper's features;
+    the decoder (as `config.decoder` says, or `init_from`'s) and joiner taken from `init_from`
+    wherever a weight's name and shape agree."""
+    tensors = whisper_tensors(config.transfer_from)
+    donor = load_model(config.init_from) if config.init_from else None
+    model_config = ASRConfig(
+        tokenizer.vocab_size,
+        encoder=student_config(tensors),
+        decoder=donor.config.decoder if donor else DecoderConfig(**config.decoder),
+        features=WHISPER_FEATURES,
+        joiner_dim=donor.config.joiner_dim if donor else config.joiner_dim,
+        ctc_weight=config.ctc_weight,
+    )
+    model = ASRModel(model_config, tokenizer)
+    transfer(model.encoder, tensors)
+    if donor:
+        own = model.state_dict()
+        shared = {k: v for k, v in donor.state_dict().items() if k in own and v.shape == own[k].shape}
+        model.load_state_dict({k: v for k, v in shared.items() if not k.startswith("encoder.")}, strict=False)
+    return model.train()
 
 
 def set_feature_normalisation(model: ASRModel, dataset: SpeechDataset, config: ASRTrainConfig) -> None:
@@ -187,21 +232,22 @@ def set_feature_normalisation(model: ASRModel, dataset: SpeechDataset, config: A
 class Validation:
     """Greedy WER and CER of a few utterances, decoded in batches by the model's own search."""
 
-    def __init__(self, utterances: list[Utterance], batch_size: int = 8):
-        dataset = SpeechDataset(utterances)
+    def __init__(self, utterances: list[Utterance], features: FeatureConfig, batch_size: int = 8):
+        dataset = SpeechDataset(utterances, config=features)
         self.batches = [
             collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             for start in range(0, len(dataset), batch_size)
         ]
 
     @classmethod
-    def from_config(cls, config: ASRTrainConfig) -> "Validation | None":
+    def from_config(cls, config: ASRTrainConfig, features: FeatureConfig) -> "Validation | None":
         """Every n-th utterance of the validation manifest (so all its voices take part); None when off."""
         path = Path(config.validation_manifest)
         if not (config.validate_every and config.validation_utterances and path.exists()):
             return None
         held_out = read_manifest(path)
-        return cls(held_out[:: max(1, len(held_out) // config.validation_utterances)][: config.validation_utterances])
+        picked = held_out[:: max(1, len(held_out) // config.validation_utterances)][: config.validation_utterances]
+        return cls(picked, features)
 
     @torch.no_grad()
     def __call__(self, model: ASRModel) -> dict:
@@ -223,8 +269,9 @@ class Validation:
 
 
 class TrainedASR(nn.Module):
-    """The ASR model plus, when distilling, the frame-distillation head: one module for DDP to sync.
-    Returns (total, transducer, ctc, distillation) losses."""
+    """The ASR model plus, when distilling stored frames, the frame-distillation head: one module
+    for DDP to sync. Returns (total, transducer, ctc, distillation) losses; the distillation input
+    is (targets, has_target) of stored frames, or (has_target, *teacher states) of layer alignment."""
 
     def __init__(self, model: ASRModel, config: ASRTrainConfig, teacher_dim: int | None):
         super().__init__()
@@ -233,15 +280,24 @@ class TrainedASR(nn.Module):
             FrameDistillation(model.config.encoder.d_model, teacher_dim, config.distill_delay) if teacher_dim else None
         )
 
-    def forward(self, features, feature_lengths, tokens, token_lengths, targets=None, has_target=None):
-        encoded, frames = self.model.encode_batch(features, feature_lengths, tokens, token_lengths)
-        total, transducer, ctc = self.model.text_losses(
-            encoded, frames, tokens, token_lengths, self.config.lattice_rows
-        )
-        if self.distillation is None:
-            return total, transducer, ctc, total.new_zeros(())
-        distill = self.distillation(encoded, frames, targets, has_target)
-        return total + self.config.distill_weight * distill, transducer, ctc, distill
+    def forward(self, features, feature_lengths, tokens, token_lengths, *teacher):
+        encoded, frames, hidden = self.model.encode_batch(features, feature_lengths, tokens, token_lengths)
+        zero = encoded.new_zeros(())
+        if self.config.text_weight:
+            text, transducer, ctc = self.model.text_losses(
+                encoded, frames, tokens, token_lengths, self.config.lattice_rows
+            )
+        else:
+            text, transducer, ctc = zero, zero, zero
+        if self.distillation is not None:
+            distill, weight = self.distillation(encoded, frames, *teacher), self.config.distill_weight
+        elif self.config.layer_distill_weight:
+            has_target, *states = teacher
+            distill = layer_distillation_loss([*hidden, encoded], states, has_target, self.config.distill_delay)
+            weight = self.config.layer_distill_weight
+        else:
+            distill, weight = zero, 0.0
+        return self.config.text_weight * text + weight * distill, transducer, ctc, distill
 
 
 class TeacherTargets:
@@ -262,7 +318,7 @@ class TeacherTargets:
         return batch_targets([self.cache.load(self.utterances[i]) for i in indices], frames.tolist(), self.dim)
 
 
-def training_loader(config: ASRTrainConfig, env: Distributed, utterances, cache, start_step: int):
+def training_loader(config: ASRTrainConfig, env: Distributed, utterances, cache, start_step: int, features):
     """Duration-bucketed batches of this process, augmented as configured; loader workers default
     to the cores that the torch threads of all processes leave free."""
     augmenter = Augmenter(noise_dir=config.noise_dir, **config.augment_options) if config.augment else None
@@ -279,6 +335,7 @@ def training_loader(config: ASRTrainConfig, env: Distributed, utterances, cache,
         augmenter=augmenter,
         spec_augment=config.spec_augment,
         cache=cache,
+        config=features,
     )
     if len(loader) == 0:
         raise ValueError(f"{len(utterances)} utterances make no batch for each of {env.world_size} processes")
@@ -386,23 +443,31 @@ def train(config: ASRTrainConfig) -> Path:
     out = Path(config.out_dir)
     with main_process_first(env):
         utterances, tokenizer = frozen_training_data(config, out)
-        cache = FeatureCache.build(utterances, out / "cache") if config.feature_cache else None
-    teacher = TeacherTargets(config, utterances) if config.teacher and config.distill_weight > 0 else None
     model = build_model(config, tokenizer)
+    with main_process_first(env):
+        cache = FeatureCache.build(utterances, out / "cache", model.config.features) if config.feature_cache else None
+    teacher = TeacherTargets(config, utterances) if config.teacher and config.distill_weight > 0 else None
+    layer_targets = LayerTargets(config.teacher) if config.layer_distill_weight else None
+    if layer_targets and model.config.encoder.stem != "whisper":
+        raise ValueError(
+            "layer distillation needs a Whisper-shaped student: set transfer_from, or init_from such a model"
+        )
     trained = TrainedASR(model, config, teacher.dim if teacher else None).to(env.device)
     optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     progress = load_checkpoint(out / "checkpoint", trained, optimizer)
     if progress is None:
         progress = {"step": 0, "epoch": 0, "audio_hours": 0.0, "sessions": []}
-        if env.is_main and not config.init_from:  # DDP copies rank 0's parameters and buffers to the others
+        if env.is_main and not (
+            config.init_from or config.transfer_from
+        ):  # DDP copies rank 0's parameters and buffers to the others
             set_feature_normalisation(model, SpeechDataset(utterances, cache=cache), config)
     progress["config"], session.first_step = asdict(config), progress["step"]
     if teacher and env.is_main:
         print(f"distilling {config.teacher}: {teacher.coverage:.0%} of the training utterances have its outputs")
     step_module = torch.nn.parallel.DistributedDataParallel(trained) if env.world_size > 1 else trained
-    loader = training_loader(config, env, utterances, cache, progress["step"])
-    validation = Validation.from_config(config) if env.is_main else None
     features = model.config.features
+    loader = training_loader(config, env, utterances, cache, progress["step"], features)
+    validation = Validation.from_config(config, features) if env.is_main else None
     log = LossLog(out / "log.jsonl", enabled=env.is_main)
     bar = tqdm(total=config.steps, initial=progress["step"], desc="training asr", disable=not env.is_main)
     for step, (epoch, batch) in zip(range(progress["step"], config.steps), batches_from(loader, progress["epoch"])):
@@ -410,10 +475,13 @@ def train(config: ASRTrainConfig) -> Path:
         elapsed = time.time() - session.started
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(scheduled_step(step, config, elapsed), config.steps, config.lr, config.warmup)
-        tokens, token_lengths = tokenizer.encode_batch(batch["texts"])
+        tokens, token_lengths = tokenizer.encode_batch([text or "" for text in batch["texts"]])
         inputs = [batch["features"], batch["lengths"], tokens, token_lengths]
         if teacher:
             inputs += teacher(batch["indices"], -(-batch["lengths"] // SUBSAMPLING))
+        if layer_targets:
+            states, has_target = layer_targets(batch["features"], batch["lengths"], -(-batch["lengths"] // SUBSAMPLING))
+            inputs += [has_target, *states]
         with torch.autocast(env.device.type, torch.bfloat16, enabled=bf16):
             losses = step_module(*(tensor.to(env.device) for tensor in inputs))
         optimizer.zero_grad(set_to_none=True)
