@@ -24,6 +24,11 @@ from .config import JSONConfig
 SUBSAMPLING = 4  # feature frames per encoder frame (the encoder's convolutional subsampling)
 
 
+def encoder_frames(feature_lengths):
+    """Encoder frames of feature frame counts: the last group of SUBSAMPLING is zero-padded."""
+    return -(-feature_lengths // SUBSAMPLING)
+
+
 @dataclass(frozen=True)
 class FeatureConfig(JSONConfig):
     """Log-mel analysis settings (stored with each model)."""

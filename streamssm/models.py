@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from .config import JSONConfig
 from .decoding.endpoint import EndpointConfig
 from .decoding.losses import ctc_loss, rnnt_loss
-from .features import FeatureConfig
+from .features import FeatureConfig, encoder_frames
 from .nn.decoder import DecoderConfig, MambaDecoder
 from .nn.encoder import SUBSAMPLING, EncoderConfig, EncoderState, MambaEncoder
 from .nn.joiner import Joiner
@@ -159,7 +159,7 @@ class ASRModel(nn.Module):
             )
         if int(feature_lengths.min()) < 1 or int(feature_lengths.max()) > features.shape[1]:
             raise ValueError(f"feature_lengths must be in [1, {features.shape[1]}], got {feature_lengths.tolist()}")
-        frames = -(-feature_lengths // SUBSAMPLING)
+        frames = encoder_frames(feature_lengths)
         features = features[:, : int(frames.max()) * SUBSAMPLING]
         features = F.pad(features, (0, 0, 0, int(frames.max()) * SUBSAMPLING - features.shape[1]))
         encoded, _, hidden = self.encoder.forward_hidden(features)

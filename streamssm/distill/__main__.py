@@ -17,8 +17,8 @@ from ..data.manifest import read_manifest
 from ..data.splits import FOLDERS, real_split
 
 
-def clips_of(source: str):
-    return real_split(source)["train"] if source in FOLDERS else read_manifest(source)
+def clips_of(source: str, part: str = "train"):
+    return real_split(source)[part] if source in FOLDERS else read_manifest(source)
 
 
 def report_alignment(args):
@@ -35,7 +35,7 @@ def report_alignment(args):
     print("| source | clips | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for source in args.sources:
-        clips = (real_split(source)["eval"] if source in FOLDERS else read_manifest(source))[: args.limit]
+        clips = clips_of(source, "eval")[: args.limit]
         features = [
             log_mel(read_audio(c.audio, model.config.features.sample_rate), model.config.features) for c in clips
         ]

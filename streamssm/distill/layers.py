@@ -3,7 +3,7 @@
 t - delay, the teacher's states computed on the fly from the same (augmented) features.
 
     targets = LayerTargets("whisper-tiny.en")
-    teacher_states, has_target = targets(features, feature_lengths, frames)
+    teacher_states, has_target = targets(features, feature_lengths)
     loss = layer_distillation_loss(student_states, teacher_states, has_target, delay)
 
 The teacher and the student must share the frame geometry and width: a student built by
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ..features import SUBSAMPLING
+from ..features import SUBSAMPLING, encoder_frames
 from .transfer import WhisperEncoder, whisper_input, whisper_tensors
 
 
@@ -27,10 +27,10 @@ class LayerTargets:
     def __init__(self, teacher: str = "whisper-tiny.en"):
         self.teacher = WhisperEncoder(whisper_tensors(teacher))
 
-    def __call__(self, features, feature_lengths, frames) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """features (b, F, 80) padded, feature_lengths (b,), frames (b,) the student's frame counts ->
-        (per teacher state (b, max frames, d), has_target (b, max frames) bool)."""
-        rows, length = features.shape[0], int(frames.max())
+    def __call__(self, features, feature_lengths) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """features (b, F, 80) padded, feature_lengths (b,) -> (per teacher state (b, T, d),
+        has_target (b, T) bool), T the student's frames of the longest row."""
+        rows, length = features.shape[0], int(encoder_frames(feature_lengths).max())
         states, has_target = None, torch.zeros(rows, length, dtype=torch.bool)
         for row in range(rows):
             real = int(feature_lengths[row])
@@ -61,11 +61,6 @@ def layer_distillation_loss(student, teacher, has_target, delay: int) -> torch.T
     return total / len(student)
 
 
-def student_frames(feature_lengths: torch.Tensor) -> torch.Tensor:
-    """The student's encoder frames for feature lengths (the last group of 4 padded)."""
-    return -(-feature_lengths // SUBSAMPLING)
-
-
 @torch.no_grad()
 def alignment_errors(encoder, targets: LayerTargets, clips, delay: int) -> list[float]:
     """Per hidden state (stem, each block, final norm), the student's squared error relative to the
@@ -73,10 +68,10 @@ def alignment_errors(encoder, targets: LayerTargets, clips, delay: int) -> list[
     sums, frames = None, 0
     for features in clips:
         lengths = torch.tensor([features.shape[0]])
-        count = student_frames(lengths)
+        count = encoder_frames(lengths)
         padded = torch.nn.functional.pad(features, (0, 0, 0, int(count) * SUBSAMPLING - features.shape[0]))[None]
         encoded, _, hidden = encoder.forward_hidden(padded)
-        states, has_target = targets(padded, lengths, count)
+        states, has_target = targets(padded, lengths)
         used = int(has_target[0, : max(0, int(count) - delay)].sum())
         errors = [
             float(layer_distillation_loss([s], [t], has_target, delay)) for s, t in zip([*hidden, encoded], states)

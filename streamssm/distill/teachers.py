@@ -108,9 +108,15 @@ class WhisperTeacher:
         mel = self.model.feature_extractor(audio, padding=0)
         mel = mel[:, : mel.shape[1] // 2 * 2]  # the conv stem halves the frame count
         view = self._ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
-        encoded = np.array(self.model.model.encode(view, to_cpu=True))[0]
-        usable = encoded.shape[0] // TEACHER_FRAMES_PER_STUDENT_FRAME * TEACHER_FRAMES_PER_STUDENT_FRAME
-        return encoded[:usable].reshape(-1, TEACHER_FRAMES_PER_STUDENT_FRAME, encoded.shape[1]).mean(1)
+        return to_student_frames(np.array(self.model.model.encode(view, to_cpu=True))[0])
+
+
+def to_student_frames(frames):
+    """Whisper's 20 ms frames (..., T, d), numpy or torch -> our 40 ms frames (..., T // 2, d): the
+    mean of each pair (an odd last frame dropped)."""
+    n = TEACHER_FRAMES_PER_STUDENT_FRAME
+    usable = frames.shape[-2] // n * n
+    return frames[..., :usable, :].reshape(*frames.shape[:-2], -1, n, frames.shape[-1]).mean(-2)
 
 
 def load_teacher(name: str = "whisper-tiny.en", **options) -> WhisperTeacher:

@@ -24,7 +24,7 @@ from torch import nn
 from ..features import FeatureConfig
 from ..nn.encoder import EncoderConfig, MambaEncoder
 from .ctranslate2_weights import read_ctranslate2
-from .teachers import TEACHER_DIRS
+from .teachers import TEACHER_DIRS, to_student_frames
 
 # Whisper's log-mel analysis on our causal framing; log_floor 1e-7 is Whisper's clamp (max - 8, in
 # log10) for a clip whose loudest mel bin reaches log10 = 1
@@ -48,14 +48,11 @@ def _layer_count(tensors) -> int:
     return len({match[1] for name in tensors if (match := re.match(r"encoder/layer_(\d+)/", name))})
 
 
-def whisper_input(features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """Natural-log mel features (b, T, 80) of WHISPER_FEATURES -> the teacher's input (b, T, 80):
-    log10, clamped at 8 below each utterance's maximum (over its `lengths` real frames), scaled."""
+def whisper_input(features: torch.Tensor) -> torch.Tensor:
+    """Natural-log mel features (b, T, 80) of WHISPER_FEATURES, unpadded -> the teacher's input
+    (b, T, 80): log10, clamped at 8 below each utterance's maximum, scaled."""
     log10 = features / LOG10
-    real = torch.ones(log10.shape[:2], dtype=torch.bool, device=log10.device)
-    if lengths is not None:
-        real = torch.arange(log10.shape[1], device=log10.device)[None] < lengths.to(log10.device)[:, None]
-    peak = log10.masked_fill(~real[..., None], -math.inf).amax(dim=(1, 2), keepdim=True)
+    peak = log10.amax(dim=(1, 2), keepdim=True)
     return (torch.maximum(log10, peak - 8.0) + 4.0) / 4.0
 
 
@@ -69,14 +66,12 @@ class WhisperEncoder(nn.Module):
 
     def __init__(self, tensors: dict[str, np.ndarray]):
         super().__init__()
-        self.stem = nn.ParameterDict(
-            {
-                f"{conv}_{part}": nn.Parameter(_tensor(tensors, f"{conv}/{part}"), requires_grad=False)
-                for conv in ("conv1", "conv2")
-                for part in ("weight", "bias")
-            }
-        )
-        self.register_buffer("positions", _tensor(tensors, "position_encodings/encodings"))
+        self.stem = {
+            f"{conv}_{part}": _tensor(tensors, f"{conv}/{part}")
+            for conv in ("conv1", "conv2")
+            for part in ("weight", "bias")
+        }
+        self.positions = _tensor(tensors, "position_encodings/encodings")
         self.heads = int(np.asarray(tensors["encoder/num_heads"]))
         self.layers = [
             {
@@ -105,7 +100,7 @@ class WhisperEncoder(nn.Module):
             x = x + h
             hidden.append(x)
         hidden.append(F.layer_norm(x, x.shape[-1:], *self.final_norm))
-        return [pool_pairs(h) for h in hidden]
+        return [to_student_frames(h) for h in hidden]
 
     @staticmethod
     def _norm(layer, part):
@@ -116,12 +111,6 @@ class WhisperEncoder(nn.Module):
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
         y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
         return F.linear(y, layer["self_attention/linear_1/weight"], layer["self_attention/linear_1/bias"])
-
-
-def pool_pairs(frames: torch.Tensor) -> torch.Tensor:
-    """(b, T, d) -> (b, T // 2, d), the mean of each pair of frames (an odd last frame dropped)."""
-    usable = frames.shape[1] // 2 * 2
-    return frames[:, :usable].unflatten(1, (-1, 2)).mean(2)
 
 
 def student_config(tensors: dict[str, np.ndarray]) -> EncoderConfig:
@@ -181,7 +170,7 @@ def _copy_attention(mixer, get, name: str):
     (wq, wk, wv), (bq, bk, bv) = qkv.chunk(3), qkv_bias.chunk(3)
     scale = 1.0 / math.sqrt(mixer.d_state)
     d = mixer.d_inner
-    mixer.in_proj.weight[d : 2 * d + mixer.conv_dim - d].copy_(torch.cat([wv, wk, wq * scale]))
+    mixer.in_proj.weight[d : d + mixer.conv_dim].copy_(torch.cat([wv, wk, wq * scale]))  # after z: x, B, C
     mixer.conv_weight.zero_()
     mixer.conv_weight[:, -1] = 1.0  # identity: each channel passes its current frame
     mixer.conv_bias.copy_(torch.cat([bv, bk, bq * scale]))

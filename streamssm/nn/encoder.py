@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import JSONConfig
 from ..features import SUBSAMPLING
-from .ssm import CausalMamba2, Mamba2State, RMSNorm
+from .ssm import CausalMamba2, Mamba2State, RMSNorm, frames_at
 from .state import BatchedState
 
 
@@ -83,17 +83,9 @@ def causal_conv(h, cache, conv: nn.Conv1d, activation, real_frames=None):
     padded = torch.cat([cache.to(h.dtype).transpose(1, 2), h], dim=1)  # (b, context + T, c)
     context = cache.shape[2]
     end = h.shape[1] if real_frames is None else real_frames
-    new_cache = _frames_at(padded, end, context).transpose(1, 2).contiguous()
+    new_cache = frames_at(padded, end, context).transpose(1, 2).contiguous()
     windows = padded.unfold(1, conv.kernel_size[0], conv.stride[0]).flatten(2)  # (b, T', c * kernel)
     return activation(F.linear(windows, conv.weight.flatten(1), conv.bias)), new_cache
-
-
-def _frames_at(x, start, width: int):
-    """x[:, start:start+width], with `start` an int or one start per row."""
-    if isinstance(start, int):
-        return x[:, start : start + width]
-    index = start.to(x.device)[:, None] + torch.arange(width, device=x.device)
-    return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
 
 
 class TwoConvStem(nn.Module):

@@ -110,6 +110,14 @@ def _write_state(u, B):
     return (u.permute(0, 1, 3, 2).reshape(b, heads * p, q) @ B[:, 0]).unflatten(1, (heads, p))
 
 
+def frames_at(x, start, width: int):
+    """x[:, start:start+width] of frames x (b, T, c), with `start` an int or one start per row."""
+    if isinstance(start, int):
+        return x[:, start : start + width]
+    index = start.to(x.device)[:, None] + torch.arange(width, device=x.device)
+    return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
+
+
 @functools.lru_cache(maxsize=64)
 def _causal_mask(size: int, device: torch.device) -> torch.Tensor:
     return torch.ones(size, size, dtype=torch.bool, device=device).tril()
@@ -271,12 +279,8 @@ class CausalMamba2(nn.Module):
         """The last d_conv - 1 conv inputs of each row (ending at its length, if given), as the
         state keeps them: (b, c, d_conv - 1)."""
         width = self.d_conv - 1
-        if lengths is None:
-            tail = padded[:, padded.shape[1] - width :]
-        else:
-            index = lengths.to(padded.device)[:, None] + torch.arange(width, device=padded.device)
-            tail = padded.gather(1, index[:, :, None].expand(-1, -1, padded.shape[2]))
-        return tail.transpose(1, 2).contiguous()
+        start = padded.shape[1] - width if lengths is None else lengths
+        return frames_at(padded, start, width).transpose(1, 2).contiguous()
 
     def _scan_kernels(self, padded, xbc, dt, A, state):
         k = cuda_kernels()

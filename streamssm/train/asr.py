@@ -68,7 +68,7 @@ from ..distill.cache import TeacherCache
 from ..distill.frames import FrameDistillation, batch_targets
 from ..distill.layers import LayerTargets, layer_distillation_loss
 from ..distill.transfer import WHISPER_FEATURES, student_config, transfer, whisper_tensors
-from ..features import FeatureConfig
+from ..features import FeatureConfig, encoder_frames
 from ..models import ASRConfig, ASRModel, load_model, resolve_model_dir, save_model
 from ..nn.decoder import DecoderConfig
 from ..nn.encoder import SUBSAMPLING, EncoderConfig
@@ -478,9 +478,9 @@ def train(config: ASRTrainConfig) -> Path:
         tokens, token_lengths = tokenizer.encode_batch([text or "" for text in batch["texts"]])
         inputs = [batch["features"], batch["lengths"], tokens, token_lengths]
         if teacher:
-            inputs += teacher(batch["indices"], -(-batch["lengths"] // SUBSAMPLING))
+            inputs += teacher(batch["indices"], encoder_frames(batch["lengths"]))
         if layer_targets:
-            states, has_target = layer_targets(batch["features"], batch["lengths"], -(-batch["lengths"] // SUBSAMPLING))
+            states, has_target = layer_targets(batch["features"], batch["lengths"])
             inputs += [has_target, *states]
         with torch.autocast(env.device.type, torch.bfloat16, enabled=bf16):
             losses = step_module(*(tensor.to(env.device) for tensor in inputs))
