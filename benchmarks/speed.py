@@ -1,7 +1,6 @@
 """Inference speed of the shipped models on one thread, every backend, beside the peers in one run.
 
-    python -m streamssm.export models/asr --int8   # once after training: the asr model's ONNX files
-    python -m streamssm.export models/kws --int8    # (and their int8 versions) where not shipped
+    python -m streamssm.export models/asr --int8   # the int8 files of the asr model (not shipped)
     python benchmarks/speed.py                     # writes speed.md / speed.json
     python benchmarks/speed.py --quick             # a short smoke run of the same code, speed_quick.*
 
@@ -11,8 +10,8 @@ and onnx-int8 (its accuracy change: benchmarks/int8.md). Rows:
   one stream   RTF (wall / audio) and per-chunk latency p50 / p99 per model and backend; for the
                kws model also the cost per keyword (RTF / its 30 keywords)
   batched      B streams fed and stepped with decode_streams, RTF per stream, B = 1, 16, 64, 256
-  step/chunk   one call of the chunk function for T encoder frames: the recurrence form T times
-               vs the blocked scan once (what picks step.onnx for T = 1 and chunk.onnx above)
+  step/chunk   T encoder frames through the backend as T one-frame calls vs one T-frame call
+               (why chunks are never cut into frames)
   limit        the asr encoder's multiply-adds per second of audio / this CPU's single-thread
                float32 matrix-multiply rate: the wall time the arithmetic alone would take
   peers        microWakeWord and openWakeWord ("alexa", one keyword each), pocketsphinx

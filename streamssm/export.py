@@ -1,12 +1,17 @@
 """python -m streamssm.export MODEL_FOLDER [--int8]: write the ONNX files of a model's stateful
 functions into its folder, for the ONNX Runtime backend (`StreamingRecognizer(..., backend="onnx")`).
 
-    step.onnx          the chunk function (encoder and heads on log-mel frames) for one encoder frame
-    chunk.onnx         the same for 2 to block_size encoder frames (one block of the scan)
+    chunk.onnx         the chunk function (encoder and heads on log-mel frames) for 1 to block_size
+                       encoder frames (one block of the scan)
     decoder_step.onnx  an ASR model's transducer decoder, one token  (runtime.graphs has the signatures)
     joiner.onnx        an ASR model's joiner: the best next token
 
-With --int8, also each file's int8 version (step.int8.onnx, ...) for `backend="onnx-int8"`: every
+The files hold their weights by reference into model.safetensors where the exporter's tensor is
+one of its tensors (the weights are on disk once), or in float16 where that is exact
+(runtime/weights.py); ONNX Runtime computes with the same float32 numbers. The shipped models' float
+graphs take 0.1 (kws) and 0.3 MB (asr) beside their weights.
+
+With --int8, also each file's int8 version (chunk.int8.onnx, ...) for `backend="onnx-int8"`: every
 linear layer becomes ONNX Runtime's MatMulNBits with 8-bit weights (one scale per INT8_BLOCK inputs
 of an output) that multiplies in int8, each row of activations quantised on its own, so a stream's
 results do not depend on the other streams of its batch. Its accuracy change: benchmarks/int8.md.
@@ -27,11 +32,11 @@ import torch
 from .extras import MissingPiece, require
 from .features import SUBSAMPLING
 from .models import load_model, resolve_model_dir
+from .runtime.weights import StoredWeights, compact
 from .runtime.graphs import (
     CHUNK,
     DECODER_STEP,
     JOINER,
-    STEP,
     WEIGHTS_KEY,
     ChunkGraph,
     DecoderStepGraph,
@@ -46,6 +51,7 @@ OPSET = 23  # RMSNormalization is one node from opset 23
 INT8_BLOCK = 32  # weights per int8 scale (against 128 and quantize_dynamic's scales: benchmarks/int8.md)
 INT8_PRODUCTS = 4  # MatMulNBits' accuracy_level 4: activations quantised to int8 per row and block
 EXAMPLE_BATCH = 2  # not 1: the exporter would fix a dimension of size 1
+EXAMPLE_FRAMES = 2  # encoder frames of the example chunk, likewise
 
 
 def _batch(tensors):
@@ -107,21 +113,18 @@ def export(name_or_path, int8: bool = False) -> list:
     state = chunk.layout.tensors()
     state_in, state_out = _state_names(state)
     with torch.no_grad():
-        for name, most in ((STEP, 1), (CHUNK, max_frames(model))):
-            frames = {0: streams}
-            if most > 1:
-                frames[1] = SUBSAMPLING * torch.export.Dim("frames", min=2, max=most)
-            example = torch.zeros(EXAMPLE_BATCH, SUBSAMPLING * min(most, 2), model.config.encoder.n_mels)
-            _export(
-                chunk,
-                (example, *_batch(state)),
-                ["features", *state_in],
-                [*chunk.output_names, *state_out],
-                {"features": frames, "state": tuple(batched for _ in state)},
-                folder / name,
-                sha,
-            )
-            written.append(folder / name)
+        frames = {0: streams, 1: SUBSAMPLING * torch.export.Dim("frames", min=1, max=max_frames(model))}
+        example = torch.zeros(EXAMPLE_BATCH, SUBSAMPLING * EXAMPLE_FRAMES, model.config.encoder.n_mels)
+        _export(
+            chunk,
+            (example, *_batch(state)),
+            ["features", *state_in],
+            [*chunk.output_names, *state_out],
+            {"features": frames, "state": tuple(batched for _ in state)},
+            folder / CHUNK,
+            sha,
+        )
+        written.append(folder / CHUNK)
         if model.kind == "asr":
             step = DecoderStepGraph(model).eval()
             state = step.layout.tensors()
@@ -147,8 +150,11 @@ def export(name_or_path, int8: bool = False) -> list:
                 sha,
             )
             written += [folder / DECODER_STEP, folder / JOINER]
-    if int8:
+    if int8:  # from the float32 files: the quantizer finds no weights behind a cast
         written += [quantize(folder / name) for name in graph_files(model)]
+    stored = StoredWeights(folder)
+    for path in written:
+        compact(path, stored)
     return written
 
 

@@ -31,6 +31,7 @@ from .tokenizer import BLANK_ID, TOKENIZER_FILE, Tokenizer
 PACKAGE_DIR = Path(__file__).resolve().parent
 # a regular install carries the models inside the package; a source checkout has them beside it
 BUNDLED_DIRS = (PACKAGE_DIR / "pretrained", PACKAGE_DIR.parent / "models")
+WEIGHTS_FILE = "model.safetensors"  # a model folder's weights
 
 
 @dataclass
@@ -226,10 +227,10 @@ def save_model(model: nn.Module, folder, dtype: torch.dtype | None = None) -> Pa
         k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
         for k, v in model.state_dict().items()
     }
-    tmp_weights, tmp_config = folder / "model.safetensors.tmp", folder / "config.json.tmp"
+    tmp_weights, tmp_config = folder / f"{WEIGHTS_FILE}.tmp", folder / "config.json.tmp"
     save_file(weights, str(tmp_weights))
     tmp_config.write_text(json.dumps(config, indent=2) + "\n")
-    tmp_weights.replace(folder / "model.safetensors")
+    tmp_weights.replace(folder / WEIGHTS_FILE)
     if hasattr(model, "save_files"):
         model.save_files(folder)
     tmp_config.replace(folder / "config.json")
@@ -249,7 +250,7 @@ def load_model(name_or_path, device="cpu") -> nn.Module:
     model_class, config_class = MODEL_TYPES[kind]
     config = config_class.from_dict(values)
     model = model_class.from_folder(config, folder) if hasattr(model_class, "from_folder") else model_class(config)
-    weights = folder / "model.safetensors"
+    weights = folder / WEIGHTS_FILE
     try:
         model.load_state_dict(load_file(str(weights)))
     except (OSError, SafetensorError, RuntimeError) as error:  # RuntimeError: weights of another shape

@@ -93,7 +93,7 @@ def run(backend, model, audio, sizes):
 
 
 def chunkings(n):
-    """Whole, 160 ms, one encoder frame (640 samples: step.onnx), ragged, and over a block (chunk.onnx in pieces)."""
+    """Whole, 160 ms, one encoder frame (640 samples), ragged, and over a block (chunk.onnx in pieces)."""
     rng = np.random.default_rng(1)
     return {
         "whole": [n],
@@ -134,9 +134,31 @@ def test_whisper_shaped_student_exports_exactly(whisper_shaped_asr_dir, real_spe
         assert float((run(exported, model, audio, sizes) - expected).abs().max()) < TOLERANCE, name
 
 
-def test_shipped_kws_files_equal_pytorch(real_speech):
-    model, reference, exported = both(resolve_model_dir("kws"), "logits")
+@pytest.mark.parametrize("name, head", [("kws", "logits"), ("asr", "transducer"), ("asr", "ctc")])
+def test_shipped_files_equal_pytorch(real_speech, name, head):
+    model, reference, exported = both(resolve_model_dir(name), head)
     audio = real_speech[: 10 * RATE]
+    expected = run(reference, model, audio, [len(audio)])
+    assert float((run(exported, model, audio, [2560] * (len(audio) // 2560 + 1)) - expected).abs().max()) < TOLERANCE
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_files_do_not_copy_the_weights(tmp_path, real_speech, dtype):
+    """The files refer to the weights in model.safetensors (stored in float32 or, as the shipped asr
+    model's, float16) instead of holding a second copy, and give the same outputs."""
+    import onnx
+
+    folder = save_model(tiny_asr_model(), tmp_path / "model", dtype=dtype)
+    export(folder)
+    weights = onnx.load(str(folder / "chunk.onnx"), load_external_data=False).graph.initializer
+    referenced = [w for w in weights if w.data_location == onnx.TensorProto.EXTERNAL]
+    assert referenced and {e.value for w in referenced for e in w.external_data if e.key == "location"} == {
+        "model.safetensors"
+    }
+    inline = sum(len(w.raw_data) for w in weights if w.data_location != onnx.TensorProto.EXTERNAL)
+    assert inline < (folder / "model.safetensors").stat().st_size / 3  # tensors under MIN_SIZE stay inline
+    model, reference, exported = both(folder, "ctc")
+    audio = real_speech[: 4 * RATE]
     expected = run(reference, model, audio, [len(audio)])
     assert float((run(exported, model, audio, [2560] * (len(audio) // 2560 + 1)) - expected).abs().max()) < TOLERANCE
 
@@ -180,7 +202,7 @@ def test_default_backend_and_stale_files(kws_dir, tmp_path):
     with torch.no_grad():
         model.head.bias += 1.0
     save_model(model, retrained)
-    for name in ("step.onnx", "chunk.onnx", int8_file("step.onnx"), int8_file("chunk.onnx")):
+    for name in ("chunk.onnx", int8_file("chunk.onnx")):
         (retrained / name).write_bytes((kws_dir / name).read_bytes())
     with pytest.raises(RuntimeError, match="re-export: python -m streamssm.export"):
         StreamingRecognizer.from_pretrained(retrained, backend="onnx")
@@ -190,7 +212,7 @@ def test_default_backend_and_stale_files(kws_dir, tmp_path):
         StreamingRecognizer.from_pretrained(retrained, backend="onnx-int8")
     with pytest.warns(UserWarning, match="using the torch backend"):
         assert isinstance(StreamingRecognizer.from_pretrained(retrained).backend, TorchBackend)
-    (retrained / "step.onnx").unlink()
+    (retrained / "chunk.onnx").unlink()
     assert isinstance(StreamingRecognizer.from_pretrained(retrained).backend, TorchBackend)
     with pytest.raises(ValueError, match="backend must be one of"):
         StreamingRecognizer.from_pretrained(kws_dir, backend="tensorrt")

@@ -44,7 +44,8 @@ def test_wheel_carries_the_models_and_loads_them(tmp_path):
     assert installed.returncode == 0, installed.stderr
     probe = (
         "import streamssm; from streamssm import StreamingRecognizer; "
-        "rec = StreamingRecognizer.from_pretrained('kws'); print(streamssm.__file__, len(rec.keywords))"
+        "rec = StreamingRecognizer.from_pretrained('kws'); asr = StreamingRecognizer.from_pretrained('asr'); "
+        "print(streamssm.__file__, len(rec.keywords), rec.backend.name, asr.backend.name)"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe],
@@ -55,8 +56,9 @@ def test_wheel_carries_the_models_and_loads_them(tmp_path):
         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
     )
     assert loaded.returncode == 0, loaded.stderr
-    module_file, keywords = loaded.stdout.split()
+    module_file, keywords, *backends = loaded.stdout.split()
     assert module_file.startswith(str(tmp_path / "site")) and int(keywords) == 30
+    assert backends == ["onnx", "onnx"]  # the installed graphs find the weights they refer to
 
 
 def test_imports_from_the_folder_that_holds_a_clone_named_streamssm(tmp_path):

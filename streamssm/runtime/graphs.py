@@ -5,8 +5,10 @@ state an input and an output), so that `torch.onnx.export` writes them and PyTor
     decoder_step: tokens (b,), *decoder state -> predicted (b, J), *new state        (transducer)
     joiner:       encoder (b, J), predicted (b, J) -> log-probability (b,), token (b,) of the best token
 
-The chunk function is exported twice: step.onnx for T = 1 (every layer in its recurrence form),
-chunk.onnx for 2 <= T <= max_frames (one block of the scan).
+The chunk function is exported once, chunk.onnx for 1 <= T <= max_frames (one block of the scan):
+for one frame it cost what a recurrence-form graph did (kws 0.41 vs 0.40 ms, asr 1.81 vs 1.75 ms
+in the step/chunk table of benchmarks/speed.md before that graph was dropped), so a second copy of
+the weights was not worth its size.
 
 The per-frame outputs are what a decoding consumes (`heads`): a KWS model's "logits"; an ASR
 model's "transducer" (the joiner's encoder projection) and "ctc" (log-probabilities).
@@ -21,24 +23,25 @@ from torch import nn
 
 from ..decoding.ctc import CTCGreedySearch
 from ..decoding.transducer import GreedyTransducerSearch, TransducerNet
+from ..models import WEIGHTS_FILE
 
-STEP, CHUNK = "step.onnx", "chunk.onnx"  # the chunk function for 1 encoder frame; 2 to `max_frames`
+CHUNK = "chunk.onnx"  # the chunk function for 1 to `max_frames` encoder frames
 DECODER_STEP, JOINER = "decoder_step.onnx", "joiner.onnx"  # a transducer's
 WEIGHTS_KEY = "streamssm.weights_sha256"  # metadata of each file: the weights it was exported from
-INT8 = ".int8"  # step.int8.onnx, ...: a file's int8 version (`python -m streamssm.export --int8`)
+INT8 = ".int8"  # chunk.int8.onnx, ...: a file's int8 version (`python -m streamssm.export --int8`)
 
 
 def weights_sha256(folder: Path) -> str:
-    return hashlib.sha256((Path(folder) / "model.safetensors").read_bytes()).hexdigest()
+    return hashlib.sha256((Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
 def graph_files(model) -> tuple[str, ...]:
     """The files `python -m streamssm.export` writes for `model`."""
-    return (STEP, CHUNK, DECODER_STEP, JOINER) if model.kind == "asr" else (STEP, CHUNK)
+    return (CHUNK, DECODER_STEP, JOINER) if model.kind == "asr" else (CHUNK,)
 
 
 def int8_file(name: str) -> str:
-    """The file of a graph's int8 version: step.onnx -> step.int8.onnx."""
+    """The file of a graph's int8 version: chunk.onnx -> chunk.int8.onnx."""
     stem, suffix = name.rsplit(".", 1)
     return f"{stem}{INT8}.{suffix}"
 

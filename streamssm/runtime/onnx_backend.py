@@ -2,12 +2,12 @@
 
 The streams' front ends return the samples of each frame; their log-mel is computed for the whole
 batch at once with a float32 FFT (features.frames_log_mel). Streams with the same number of new
-encoder frames run as one batch; a call of one frame runs step.onnx, longer ones chunk.onnx in
-pieces of at most `max_frames` frames (two one-frame calls already cost more than one call of two
-frames, for both shipped models: the step/chunk table of benchmarks/speed.py). A transducer's search
+encoder frames run as one batch through chunk.onnx, in pieces of at most `max_frames` frames (two
+one-frame calls cost more than one call of two frames, for both shipped models: the step/chunk
+table of benchmarks/speed.py). A transducer's search
 gets the decoder step and joiner from decoder_step.onnx and joiner.onnx (OnnxTransducerNet). States
 stay torch tensors sharing memory with numpy, so the recognizer stacks and splits them as it does
-for the PyTorch backend. With `int8`, the same runs on the files' int8 versions (step.int8.onnx, ...).
+for the PyTorch backend. With `int8`, the same runs on the files' int8 versions (chunk.int8.onnx, ...).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import torch
 from ..decoding.transducer import TransducerSearchState
 from ..extras import require
 from ..features import SUBSAMPLING, frames_log_mel, sample_frames
+from ..models import WEIGHTS_FILE
 from ..nn.state import BatchedState
 from . import ONNX, ONNX_INT8
 from .graphs import (
     CHUNK,
     DECODER_STEP,
     JOINER,
-    STEP,
     WEIGHTS_KEY,
     graph_files,
     int8_file,
@@ -52,7 +52,13 @@ class Sessions:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         sha, self.sessions, self.input_names = weights_sha256(self.folder), {}, {}
         for name, file in files.items():
-            session = ort.InferenceSession(str(self.folder / file), options, providers=["CPUExecutionProvider"])
+            try:
+                session = ort.InferenceSession(str(self.folder / file), options, providers=["CPUExecutionProvider"])
+            except Exception as error:  # onnxruntime's errors derive from Exception alone
+                raise RuntimeError(
+                    f"{self.folder / file} does not load ({error}); if {WEIGHTS_FILE} changed since the "
+                    f"export, re-export: {command}"
+                ) from error
             if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) != sha:
                 raise RuntimeError(
                     f"{self.folder / file} was exported from other weights than "
@@ -113,9 +119,8 @@ class OnnxBackend:
         n, outputs = features.shape[1] // SUBSAMPLING, []
         for start in range(0, n, self.max_frames):
             piece = features[:, start * SUBSAMPLING : (start + self.max_frames) * SUBSAMPLING]
-            name = STEP if piece.shape[1] == SUBSAMPLING else CHUNK
             result = self.sessions.run(
-                name, [np.ascontiguousarray(piece.numpy()), *(t.numpy() for t in state.tensors())]
+                CHUNK, [np.ascontiguousarray(piece.numpy()), *(t.numpy() for t in state.tensors())]
             )
             outputs.append(result[self.output])
             state = state._rebuild(result[self.n_outputs :])
