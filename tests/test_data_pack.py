@@ -39,3 +39,13 @@ def test_pack_refuses_a_used_folder_and_a_bad_bitrate(tmp_path, shared_data):
     with pytest.raises(ValueError, match="kbps"):
         opus_level(2)
     assert opus_level(256) == 0 and opus_level(6) == 1
+
+
+def test_pack_stops_below_its_size_with_every_source(tmp_path, shared_data):
+    """--max-mib: the sources are packed in turn, so the pack that stops below the size holds some of each."""
+    counts = pack(["ljs-reread", "vctk-p239"], tmp_path / "pack", kbps=14, limit=20, max_bytes=60_000)
+    packed = read_manifest(tmp_path / "pack" / "manifest.jsonl")
+    assert 2 <= counts["utterances"] == len(packed) < 40 and counts["bytes"] <= 60_000
+    assert {u.text for u in packed} & {u.text for u in real_split("ljs-reread")["train"]}
+    assert {u.text for u in packed} & {u.text for u in real_split("vctk-p239")["train"]}
+    assert sorted(p.name for p in (tmp_path / "pack" / "audio").iterdir()) == sorted(u.audio.name for u in packed)

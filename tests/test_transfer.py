@@ -151,7 +151,29 @@ def test_transferred_student_streams_exactly_and_starts_near_the_teacher(whisper
         assert low < similarity < high
 
 
-def test_alignment_run_trains_a_whisper_student_without_transcripts(tmp_path, shared_data, whisper):
+@pytest.fixture(scope="module")
+def encoder_npz(tmp_path_factory, whisper):
+    """The teacher's encoder as `python -m streamssm.distill encoder-tensors` writes it."""
+    from streamssm.distill.__main__ import main
+
+    path = tmp_path_factory.mktemp("teacher") / "whisper-tiny.en.npz"
+    main(["encoder-tensors", str(path)])
+    return path
+
+
+def test_encoder_tensors_file_holds_the_encoder_as_stored(encoder_npz, whisper):
+    from streamssm.distill.transfer import whisper_tensors
+
+    stored = whisper_tensors(str(encoder_npz))
+    encoder = {name: values for name, values in whisper.items() if name.startswith("encoder/")}
+    assert stored.keys() == encoder.keys() and len(encoder) < len(whisper)
+    assert all(
+        stored[name].dtype == values.dtype and np.array_equal(stored[name], values) for name, values in encoder.items()
+    )
+
+
+def test_alignment_run_trains_a_whisper_student_without_transcripts(tmp_path, shared_data, encoder_npz):
+    """From the teacher's encoder file alone (how a run travels to a machine without its package)."""
     from streamssm.models import load_model
     from streamssm.train.asr import ASRTrainConfig, train
 
@@ -159,7 +181,7 @@ def test_alignment_run_trains_a_whisper_student_without_transcripts(tmp_path, sh
     untranscribed = [Utterance(audio=c.audio, text=None, duration=c.duration) for c in clips[:4]]
     manifest = tmp_path / "clips.jsonl"
     write_manifest(manifest, untranscribed + clips[4:])
-    options = dict(transfer_from="whisper-tiny.en", teacher="whisper-tiny.en", layer_distill_weight=1.0)
+    options = dict(transfer_from=str(encoder_npz), teacher=str(encoder_npz), layer_distill_weight=1.0)
     with pytest.raises(ValueError, match="nothing to train"):
         ASRTrainConfig(text_weight=0.0)
     config = tiny_config(

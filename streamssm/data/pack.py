@@ -8,12 +8,13 @@ manifests (pseudo-labels, TTS corpora; every line is packed). The pack holds `ma
 (text, speaker, duration, word times), `audio/NNNNNN.ogg` (16 kHz mono Opus at --kbps) and,
 with --noise, `noise/*.ogg` for the augmenter. A remote run (scripts/gpu_train.sh) trains from it
 exactly as from the originals. The total size is printed: the device machine takes 64 MiB in all,
-repository included.
+repository included; --max-mib stops the pack below a size, with a share of every source.
 """
 
 from __future__ import annotations
 
 import argparse
+from itertools import zip_longest
 from pathlib import Path
 
 import soundfile as sf
@@ -45,29 +46,54 @@ def write_opus(path: Path, audio, kbps: float) -> None:
     sf.write(path, audio, SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=opus_level(kbps))
 
 
-def pack(sources: list[str], out: Path, kbps: float, noise_dir: Path | None = None, limit: int | None = None) -> dict:
-    """Write the pack into `out` (made fresh: an existing non-empty folder is refused); returns counts."""
+def interleaved(groups: list[list]) -> list:
+    """The items of `groups` taken in turn (a1, b1, a2, b2, ...), so that any prefix samples every group."""
+    return [item for row in zip_longest(*groups) for item in row if item is not None]
+
+
+def pack(
+    sources: list[str],
+    out: Path,
+    kbps: float,
+    noise_dir: Path | None = None,
+    limit: int | None = None,
+    max_bytes: int | None = None,
+) -> dict:
+    """Write the pack into `out` (made fresh: an existing non-empty folder is refused); returns counts.
+
+    The noise goes in first; then the sources' utterances in turn, so that with `max_bytes` the
+    pack stops (below it) with a share of every source."""
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; delete it or pick another --out")
-    utterances = [u for source in sources for u in utterances_of(source, limit)]
+    utterances = interleaved([utterances_of(source, limit) for source in sources])
     if not utterances:
         raise ValueError(f"nothing to pack in {sources}")
-    (out / "audio").mkdir(parents=True, exist_ok=True)
-    seconds = 0.0
-    for index, utterance in enumerate(tqdm(utterances, desc="packing", unit="clip")):
-        audio = read_audio(utterance.audio)
-        utterance.audio = out / "audio" / f"{index:06d}.ogg"
-        utterance.duration, utterance.sample_rate = len(audio) / SAMPLE_RATE, SAMPLE_RATE
-        write_opus(utterance.audio, audio, kbps)
-        seconds += utterance.duration
-    write_manifest(out / "manifest.jsonl", utterances)
     noise_files = sorted(p for p in noise_dir.rglob("*") if p.suffix in AUDIO_SUFFIXES) if noise_dir else []
     if noise_files:
-        (out / "noise").mkdir()
+        (out / "noise").mkdir(parents=True)
+    size = 0
     for index, path in enumerate(noise_files):
         write_opus(out / "noise" / f"{index:03d}.ogg", read_audio(path), kbps)
+        size += (out / "noise" / f"{index:03d}.ogg").stat().st_size
+    if max_bytes is not None and size >= max_bytes:
+        raise ValueError(f"the noise alone takes {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.1f} MiB allowed")
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    seconds, packed = 0.0, []
+    for index, utterance in enumerate(tqdm(utterances, desc="packing", unit="clip")):
+        audio = read_audio(utterance.audio)
+        path = out / "audio" / f"{index:06d}.ogg"
+        write_opus(path, audio, kbps)
+        if max_bytes is not None and size + path.stat().st_size > max_bytes:
+            path.unlink()
+            break
+        size += path.stat().st_size
+        utterance.audio = path
+        utterance.duration, utterance.sample_rate = len(audio) / SAMPLE_RATE, SAMPLE_RATE
+        seconds += utterance.duration
+        packed.append(utterance)
+    write_manifest(out / "manifest.jsonl", packed)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"utterances": len(utterances), "hours": seconds / 3600, "noise_files": len(noise_files), "bytes": size}
+    return {"utterances": len(packed), "hours": seconds / 3600, "noise_files": len(noise_files), "bytes": size}
 
 
 def main(argv=None):
@@ -79,9 +105,13 @@ def main(argv=None):
     parser.add_argument("--kbps", type=float, default=14.0, help="Opus bitrate in kbit/s (default 14: wideband speech)")
     parser.add_argument("--noise", type=Path, help="a folder of background-noise recordings to pack as well")
     parser.add_argument("--limit", type=int, help="pack at most this many utterances of each source (a dry run)")
+    parser.add_argument(
+        "--max-mib", type=float, help="stop below this size, with a share of every source (they are packed in turn)"
+    )
     args = parser.parse_args(argv)
     try:
-        counts = pack(args.sources, args.out, args.kbps, args.noise, args.limit)
+        max_bytes = None if args.max_mib is None else int(args.max_mib * 2**20)
+        counts = pack(args.sources, args.out, args.kbps, args.noise, args.limit, max_bytes)
     except (OSError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     print(

@@ -1,5 +1,7 @@
 """python -m streamssm.distill encode SOURCE... : store a teacher's encoder outputs for training clips.
 python -m streamssm.distill alignment MODEL SOURCE... : a transferred student's distance from its teacher.
+python -m streamssm.distill encoder-tensors OUT.npz : a Whisper teacher's encoder weights in one file,
+    for transfer and alignment where its package cannot be installed (a lent GPU machine).
 
 Each SOURCE is a manifest or the name of a real recording set (its train part only, see
 streamssm/data/splits.py). The outputs (fp16, 40 ms frames) go to --cache/TEACHER/ and are what
@@ -43,6 +45,16 @@ def report_alignment(args):
         print(f"| {source} | {len(clips)} | " + " | ".join(f"{e:.3f}" for e in errors) + " |")
 
 
+def write_encoder_tensors(args):
+    from .transfer import save_encoder_tensors
+
+    if args.out.suffix != ".npz":
+        raise SystemExit(f"error: {args.out} must end in .npz")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tensors = save_encoder_tensors(args.teacher, args.out)
+    print(f"{len(tensors)} encoder tensors of {args.teacher}, {args.out.stat().st_size / 2**20:.1f} MiB -> {args.out}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m streamssm.distill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,9 +73,14 @@ def main(argv=None):
     align.add_argument("--teacher", default="whisper-tiny.en", help="the teacher it was transferred from")
     align.add_argument("--delay", type=int, default=2, help="student frame t against teacher frame t - delay")
     align.add_argument("--limit", type=int, default=100, help="clips per source (default 100)")
+    tensors = commands.add_parser("encoder-tensors", help="write a Whisper teacher's encoder weights to an .npz")
+    tensors.add_argument("out", type=Path, help="the .npz to write (`teacher` and `transfer_from` take its path)")
+    tensors.add_argument("--teacher", default="whisper-tiny.en", help="whisper-tiny.en (default) or whisper-base")
     args = parser.parse_args(argv)
     if args.command == "alignment":
         return report_alignment(args)
+    if args.command == "encoder-tensors":
+        return write_encoder_tensors(args)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from ..extras import MissingPiece
     from .cache import TeacherCache

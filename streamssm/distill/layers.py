@@ -24,19 +24,21 @@ class LayerTargets:
     """A Whisper teacher's hidden states at 40 ms for a training batch, one utterance at a time
     (on its own frames: no padding reaches the attention)."""
 
-    def __init__(self, teacher: str = "whisper-tiny.en"):
-        self.teacher = WhisperEncoder(whisper_tensors(teacher))
+    def __init__(self, teacher: str = "whisper-tiny.en", device="cpu"):
+        self.device = torch.device(device)
+        self.teacher = WhisperEncoder(whisper_tensors(teacher)).to(self.device)
 
     def __call__(self, features, feature_lengths) -> tuple[list[torch.Tensor], torch.Tensor]:
         """features (b, F, 80) padded, feature_lengths (b,) -> (per teacher state (b, T, d),
-        has_target (b, T) bool), T the student's frames of the longest row."""
+        has_target (b, T) bool) on the teacher's device, T the student's frames of the longest row."""
         rows, length = features.shape[0], int(encoder_frames(feature_lengths).max())
-        states, has_target = None, torch.zeros(rows, length, dtype=torch.bool)
+        features = features.to(self.device)
+        states, has_target = None, torch.zeros(rows, length, dtype=torch.bool, device=self.device)
         for row in range(rows):
             real = int(feature_lengths[row])
             hidden = self.teacher(whisper_input(features[row : row + 1, :real]))
             if states is None:
-                states = [torch.zeros(rows, length, h.shape[-1]) for h in hidden]
+                states = [torch.zeros(rows, length, h.shape[-1], device=self.device) for h in hidden]
             count = min(hidden[0].shape[1], length)
             for target, h in zip(states, hidden):
                 target[row, :count] = h[0, :count]

@@ -35,9 +35,22 @@ POSITIONS_AVERAGED = 500  # the positional embeddings of the first 10 s make the
 
 
 def whisper_tensors(teacher: str = "whisper-tiny.en") -> dict[str, np.ndarray]:
+    """A teacher's weights: a name (its model.bin, from the distill extra) or an .npz of its encoder
+    (`encoder_tensors`, what travels to a machine without the teacher's package)."""
+    if teacher.endswith(".npz"):
+        with np.load(teacher) as stored:
+            return dict(stored)
     if teacher not in TEACHER_DIRS:
-        raise ValueError(f"unknown teacher {teacher!r}; known: {sorted(TEACHER_DIRS)}")
+        raise ValueError(f"unknown teacher {teacher!r}; known: {sorted(TEACHER_DIRS)} or an .npz of encoder tensors")
     return read_ctranslate2(TEACHER_DIRS[teacher]() / "model.bin")
+
+
+def save_encoder_tensors(teacher: str, path) -> dict[str, np.ndarray]:
+    """Write the encoder part of a teacher's weights (all that transfer and alignment read) to the
+    .npz `path`, as stored (float16); returns them."""
+    tensors = {name: values for name, values in whisper_tensors(teacher).items() if name.startswith("encoder/")}
+    np.savez(path, **tensors)
+    return tensors
 
 
 def _tensor(tensors, name) -> torch.Tensor:

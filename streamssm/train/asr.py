@@ -111,7 +111,7 @@ class ASRTrainConfig:
     teacher_cache: str = "data/teacher_cache"
     distill_weight: float = 0.0  # loss += distill_weight * cosine distance to the teacher's frames
     distill_delay: int = 4  # student frame t predicts teacher frame t - distill_delay (40 ms frames)
-    transfer_from: str | None = None  # a Whisper teacher whose encoder initialises a student of its shape
+    transfer_from: str | None = None  # a Whisper teacher (or .npz of its encoder) initialising a student of its shape
     layer_distill_weight: float = 0.0  # loss += this * hidden-state alignment with `teacher`, every layer
     text_weight: float = 1.0  # weight of the CTC + transducer losses; 0: distillation only, no transcripts needed
     max_seconds: float = 160.0  # padded audio per batch and process
@@ -447,7 +447,7 @@ def train(config: ASRTrainConfig) -> Path:
     with main_process_first(env):
         cache = FeatureCache.build(utterances, out / "cache", model.config.features) if config.feature_cache else None
     teacher = TeacherTargets(config, utterances) if config.teacher and config.distill_weight > 0 else None
-    layer_targets = LayerTargets(config.teacher) if config.layer_distill_weight else None
+    layer_targets = LayerTargets(config.teacher, env.device) if config.layer_distill_weight else None
     if layer_targets and model.config.encoder.stem != "whisper":
         raise ValueError(
             "layer distillation needs a Whisper-shaped student: set transfer_from, or init_from such a model"
