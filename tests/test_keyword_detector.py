@@ -1,8 +1,9 @@
 """The keyword detector: one detection per rise above threshold, the peak's keyword, chunking-free."""
 
 import numpy as np
+import torch
 
-from streamssm.decoding.keywords import KeywordDetector
+from streamssm.decoding.keywords import KeywordDetector, moving_average
 from streamssm.features import FeatureConfig
 
 KEYWORDS = ["three", "thirteen"]
@@ -43,3 +44,19 @@ def test_frame_by_frame_equals_one_call():
     whole = detector().accept(posteriors)
     stepped = detector()
     assert whole == [e for p in posteriors for e in stepped.accept(p[None])]
+
+
+def test_smoothing_is_the_training_loss_moving_average_however_the_stream_is_cut():
+    """The detector's numpy smoothing (its per-chunk path) gives moving_average's numbers (training and
+    threshold calibration use that one), and the same events, for any cut of the stream."""
+    posteriors = np.random.default_rng(1).random((200, 2)).astype(np.float32) ** 3
+    expected = moving_average(torch.from_numpy(posteriors), 3).numpy()
+    cuts = np.cumsum(np.random.default_rng(2).integers(1, 9, 60))
+    events = {}
+    for name, pieces in {"whole": [posteriors], "ragged": np.split(posteriors, cuts[cuts < 200])}.items():
+        smoothing, events[name] = KeywordDetector(KEYWORDS, {"three": 0.3, "thirteen": 0.3}, FRAME_S), []
+        detecting = KeywordDetector(KEYWORDS, {"three": 0.3, "thirteen": 0.3}, FRAME_S)
+        assert np.allclose(np.concatenate([smoothing.smooth(p) for p in pieces]), expected, atol=1e-6), name
+        for piece in pieces:
+            events[name] += detecting.accept(piece)
+    assert events["whole"] and events["whole"] == events["ragged"]

@@ -77,17 +77,32 @@ class KeywordDetector:
     def frame_end_time(self, frame: int) -> float:
         return self.time_offset + frame * self.frame_s
 
+    def smooth(self, posteriors: np.ndarray) -> np.ndarray:
+        """`moving_average` of posteriors (T, K) after the frames this stream has seen, in numpy (a
+        stream's chunks are small: torch's per-call cost was half of `accept`'s); the stream moves on
+        by those frames."""
+        frames, known = len(posteriors), min(self.frames_seen, len(self.recent))
+        padding = np.zeros((len(self.recent) - known, posteriors.shape[1]), np.float32)
+        rows = np.concatenate([padding, self.recent[len(self.recent) - known :], posteriors])
+        counts = np.minimum(np.arange(frames) + known + 1, self.smoothing_frames).astype(np.float32)
+        smoothed = sum(rows[i : i + frames] for i in range(self.smoothing_frames)) / counts[:, None]
+        if len(self.recent):
+            self.recent[:] = rows[-len(self.recent) :]
+        self.frames_seen += frames
+        return smoothed
+
     def accept(self, posteriors) -> list[Event]:
         """posteriors (T, K): per-frame keyword probabilities (filler excluded)."""
         events, posteriors = [], np.asarray(posteriors, np.float32)
-        before = self.recent[len(self.recent) - min(self.frames_seen, len(self.recent)) :]
-        smoothed_frames = moving_average(torch.from_numpy(posteriors), self.smoothing_frames, torch.from_numpy(before))
-        if len(self.recent):
-            rows = np.concatenate([before, posteriors])[-len(self.recent) :]
-            self.recent[len(self.recent) - len(rows) :] = rows
-        for smoothed in smoothed_frames.numpy():
-            frame, self.frames_seen = self.frames_seen, self.frames_seen + 1
-            above = smoothed >= self.thresholds
+        if not len(posteriors):
+            return events
+        first = self.frames_seen
+        smoothed_frames = self.smooth(posteriors)
+        above_frames = smoothed_frames >= self.thresholds
+        if self.candidate is None and not (above_frames & self.report).any():  # nothing to follow
+            self.armed |= ~above_frames.all(0)
+            return events
+        for frame, smoothed, above in zip(range(first, first + len(posteriors)), smoothed_frames, above_frames):
             self.armed |= ~above
             above &= self.report & self.armed
             if above.any() and frame - self.last_fired >= self.refractory_frames:
