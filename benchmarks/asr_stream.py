@@ -1,6 +1,7 @@
 """The speech recogniser on one long live-like stream: memory, state size and real-time factor.
 
     python benchmarks/asr_stream.py                      # 1 hour through models/asr; writes asr_stream.md/.json/.png
+    python benchmarks/asr_stream.py --backend torch      # the same on the PyTorch reference
     python benchmarks/asr_stream.py --minutes 2 --out /tmp/asr_stream   # a short check
 
 The stream is real read speech (../shared/data/asr/ljs-reread, the same 12 clips looped), each
@@ -27,6 +28,7 @@ from machine import describe  # benchmarks/machine.py
 from tqdm import tqdm
 
 from streamssm.recognizer import StreamingRecognizer
+from streamssm.runtime import BACKENDS
 
 HERE = Path(__file__).resolve().parent
 SR = 16000
@@ -41,8 +43,8 @@ def speech_minute() -> np.ndarray:
 
 
 @torch.no_grad()
-def run(model: str, minutes: int, chunk_ms: int) -> dict:
-    recognizer = StreamingRecognizer.from_pretrained(model)
+def run(model: str, minutes: int, chunk_ms: int, backend: str | None) -> dict:
+    recognizer = StreamingRecognizer.from_pretrained(model, backend=backend)
     stream, minute, step = recognizer.create_stream(), speech_minute(), SR * chunk_ms // 1000
     rss, state_bytes, wall, counts = [], set(), 0.0, {"partial": 0, "final": 0}
     for _ in tqdm(range(minutes), desc="minutes streamed", unit="min"):
@@ -60,6 +62,7 @@ def run(model: str, minutes: int, chunk_ms: int) -> dict:
         "rtf": wall / (minutes * 60),
         "minutes": minutes,
         "chunk_ms": chunk_ms,
+        "backend": recognizer.backend.name,
     }
 
 
@@ -72,7 +75,8 @@ def report(r) -> str:
                 "# The speech recogniser on a long stream",
                 "",
                 f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, one thread, "
-                f"model `{r['model']}`, {r['chunk_ms']} ms chunks, load average at the end "
+                f"model `{r['model']}` on the {r['backend']} backend, {r['chunk_ms']} ms chunks, load average at the "
+                f"start {tuple(round(x, 2) for x in r['load_average_start'])} and at the end "
                 f"{tuple(round(x, 2) for x in r['load_average'])}.",
                 "",
                 f"- {r['minutes']} minutes of real read speech with a {PAUSE_S} s pause after each utterance: "
@@ -95,6 +99,7 @@ def main():
     parser.add_argument("--model", default="asr", help="bundled model name or ASR model folder (default: asr)")
     parser.add_argument("--minutes", type=int, default=60, help="audio streamed (default: 60)")
     parser.add_argument("--chunk-ms", type=int, default=160, help="chunk size (default: 160)")
+    parser.add_argument("--backend", choices=BACKENDS, help="the model's runtime (default: the fastest installed)")
     parser.add_argument(
         "--out", type=Path, default=HERE, help="folder for asr_stream.md/.json/.png (default: benchmarks/)"
     )
@@ -102,13 +107,15 @@ def main():
     if args.minutes < 1 or args.chunk_ms < 10:
         parser.error("--minutes must be >= 1 and --chunk-ms >= 10")
     torch.set_num_threads(1)
-    result = run(args.model, args.minutes, args.chunk_ms)
+    load_average_start = os.getloadavg()
+    result = run(args.model, args.minutes, args.chunk_ms, args.backend)
     result.update(
         command=" ".join(["python benchmarks/asr_stream.py", *sys.argv[1:]]),
         date=str(date.today()),
         machine=describe(),
         torch=torch.__version__,
         model=args.model,
+        load_average_start=load_average_start,
         load_average=os.getloadavg(),
     )
     args.out.mkdir(parents=True, exist_ok=True)
