@@ -44,10 +44,11 @@ class BatchedState(ABC):
         return states[0]._rebuild(torch.cat(column, dim=0) for column in columns)
 
     def unbind(self) -> list["BatchedState"]:
-        """The batched state split into one state per stream (each with batch size 1)."""
+        """The batched state split into one state per stream (each with batch size 1), each a copy:
+        a view would keep the whole batch alive for as long as its stream is idle."""
         if self.batch_size == 1:
             return [self]
-        return [self.select([i]) for i in range(self.batch_size)]
+        return [self._rebuild(row.clone() for row in rows) for rows in zip(*(t.split(1) for t in self.tensors()))]
 
     def select(self, indices) -> "BatchedState":
         index = torch.as_tensor(indices, device=self.tensors()[0].device)
