@@ -111,22 +111,28 @@ def test_torchrun_two_processes(tmp_path, shared_data):
     assert load_model(tmp_path / "model").kind == "asr"
 
 
+def continued(tmp_path, shared_data, name: str, steps: int, **options) -> ASRTrainConfig:
+    """A tiny run continuing tmp_path/model (OUT tmp_path/name, model tmp_path/model_name)."""
+    return tiny_config(
+        tmp_path,
+        shared_data,
+        steps=steps,
+        validate_every=0,
+        init_from=str(tmp_path / "model"),
+        out_dir=str(tmp_path / name),
+        model_dir=str(tmp_path / f"model_{name}"),
+        **options,
+    )
+
+
 def test_training_from_a_model_keeps_its_architecture_tokenizer_and_normalisation(tmp_path, shared_data):
     train(tiny_config(tmp_path, shared_data, steps=1, validate_every=0))
     first = load_model(tmp_path / "model")
-    config = tiny_config(
-        tmp_path,
-        shared_data,
-        steps=1,
-        validate_every=0,
-        init_from=str(tmp_path / "model"),
-        out_dir=str(tmp_path / "again"),
-        model_dir=str(tmp_path / "model2"),
-        vocab_size=30,
-        encoder=dict(d_model=48, n_layers=2, subsampling_channels=16),
+    config = continued(
+        tmp_path, shared_data, "again", 1, vocab_size=30, encoder=dict(d_model=48, n_layers=2, subsampling_channels=16)
     )
     train(config)
-    second = load_model(tmp_path / "model2")
+    second = load_model(config.model_dir)
     assert second.config == first.config  # the settings of `config` for a fresh model are not used
     assert second.tokenizer.model_proto == first.tokenizer.model_proto
     assert (tmp_path / "again" / "tokenizer.model").read_bytes() == first.tokenizer.model_proto
@@ -145,3 +151,16 @@ def test_time_limit_ends_the_run_with_its_model_and_the_schedule_keeps_pace(tmp_
     assert scheduled_step(200, config, elapsed_s=300) == 500  # half the time used: half the schedule
     assert scheduled_step(800, config, elapsed_s=300) == 800
     assert scheduled_step(200, ASRTrainConfig(steps=1000, warmup=100), elapsed_s=1e6) == 200
+
+
+def test_frozen_encoder_steps_leave_the_encoder_and_train_the_rest(tmp_path, shared_data):
+    train(tiny_config(tmp_path, shared_data, steps=1, validate_every=0))
+    first = load_model(tmp_path / "model").state_dict()
+    moves = {}
+    for frozen in (2, 1):
+        config = continued(tmp_path, shared_data, f"frozen{frozen}", 2, frozen_encoder_steps=frozen)
+        train(config)
+        after = load_model(config.model_dir).state_dict()
+        moves[frozen] = {name for name, value in after.items() if not value.equal(first[name])}
+    assert moves[2] and not any(name.startswith("encoder.") for name in moves[2])
+    assert any(name.startswith("encoder.") for name in moves[1])  # free from the second step on

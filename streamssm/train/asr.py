@@ -34,7 +34,9 @@ Weight transfer (`transfer_from`: a Whisper teacher): the encoder is a student o
 shape initialised from its weights (streamssm/distill/transfer.py), the decoder and joiner from
 `init_from` where shapes agree; `layer_distill_weight` > 0 aligns every hidden state of the student
 with the teacher's, computed on the fly from the batch's features (streamssm/distill/layers.py);
-`text_weight` 0 trains on that alignment alone, so untranscribed audio takes part.
+`text_weight` 0 trains on that alignment alone, so untranscribed audio takes part. A trained
+encoder under new heads (a transferred student's first text run) can be held still for the first
+`frozen_encoder_steps`, so that the heads' first, large gradients do not reach it.
 
 configs/asr.json trains the first model from scratch; configs/asr_distill.json continues a shipped
 model (`init_from`) on real speech, pseudo-labels and TTS with a teacher. Step times, audio hours
@@ -119,6 +121,7 @@ class ASRTrainConfig:
     time_limit_s: float | None = None  # end the run (model saved) after this long; the lr schedule keeps pace
     lr: float = 1e-3
     warmup: int = 500
+    frozen_encoder_steps: int = 0  # the encoder's learning rate is 0 for this many steps: new heads settle first
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     augment: bool = True  # waveform augmentation (needs the audio, so no feature cache)
@@ -370,6 +373,17 @@ def averaged_losses_and_audio(env: Distributed, losses, audio_seconds: float) ->
     return [value / env.world_size for value in summed], seconds
 
 
+def parameter_groups(trained: nn.Module, config: ASRTrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: one, or with `frozen_encoder_steps` the encoder's first."""
+    if not config.frozen_encoder_steps:
+        return [{"params": list(trained.parameters())}]
+    encoder = {id(p) for p in trained.model.encoder.parameters()}
+    return [
+        {"params": [p for p in trained.parameters() if id(p) in encoder]},
+        {"params": [p for p in trained.parameters() if id(p) not in encoder]},
+    ]
+
+
 def scheduled_step(step: int, config: ASRTrainConfig, elapsed_s: float) -> int:
     """Where the learning-rate schedule is: at `step`, or, after warm-up, as far on as the share of
     `time_limit_s` used, so that a run cut by its time limit has still decayed its learning rate."""
@@ -453,7 +467,7 @@ def train(config: ASRTrainConfig) -> Path:
             "layer distillation needs a Whisper-shaped student: set transfer_from, or init_from such a model"
         )
     trained = TrainedASR(model, config, teacher.dim if teacher else None).to(env.device)
-    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(trained, config), lr=config.lr, weight_decay=config.weight_decay)
     progress = load_checkpoint(out / "checkpoint", trained, optimizer)
     if progress is None:
         progress = {"step": 0, "epoch": 0, "audio_hours": 0.0, "sessions": []}
@@ -475,6 +489,8 @@ def train(config: ASRTrainConfig) -> Path:
         elapsed = time.time() - session.started
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(scheduled_step(step, config, elapsed), config.steps, config.lr, config.warmup)
+        if step < config.frozen_encoder_steps:
+            optimizer.param_groups[0]["lr"] = 0.0  # AdamW scales its update and weight decay by it
         tokens, token_lengths = tokenizer.encode_batch([text or "" for text in batch["texts"]])
         inputs = [batch["features"], batch["lengths"], tokens, token_lengths]
         if teacher:
