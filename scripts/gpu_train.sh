@@ -30,6 +30,7 @@ NOISE=../shared/data/noise
 TEACHER=.gpu/whisper-tiny.en.npz
 LIMIT_MIB=64
 MARGIN_MIB=2  # manifests, the model folder's growth, git's own files
+LEAST_PACK_MIB=6  # below this (about an hour of speech with the noise) a run is not worth a lent machine
 case "$recipe" in
 continue) CONFIGS=(configs/asr_gpu.json) ;;
 transfer) CONFIGS=(configs/asr_gpu_transfer_align.json configs/asr_gpu_transfer.json) ;;
@@ -89,6 +90,11 @@ case "$mode" in
     [ "$recipe" = transfer ] && $PY -m streamssm.distill encoder-tensors "$TEACHER"
     room=$(awk -v t="$(tracked_mib)" -v c="$(du -sb .whl .gpu 2>/dev/null | awk '{s += $1} END {print s / 1048576}')" \
         -v limit=$LIMIT_MIB -v margin=$MARGIN_MIB 'BEGIN {print limit - margin - t - c}')
+    if awk -v room="$room" -v least=$LEAST_PACK_MIB 'BEGIN {exit !(room < least)}'; then
+        echo "error: only $room MiB of the $LIMIT_MIB MiB are left for the pack (at least $LEAST_PACK_MIB needed):" \
+            "the repository, .whl/ and .gpu/ take the rest" >&2
+        exit 1
+    fi
     $PY -m streamssm.data pack $SOURCES --noise "$NOISE" --out .gpu/pack --max-mib "$room"
     echo "travels: $(tracked_mib) MiB tracked + $(du -sm .gpu .whl | awk '{s += $1} END {print s}') MiB carried (limit $LIMIT_MIB)"
     ;;
