@@ -121,6 +121,18 @@ def test_pytorch_teacher_equals_ctranslate2s_encoder(whisper, clip_audio):
     assert np.abs(states[-1][0].numpy() - reference).max() < 2e-3 * np.abs(reference).max()
 
 
+def test_teacher_moves_with_to_as_a_whole(whisper, clip_audio):
+    """Every weight of the PyTorch teacher follows .to() (LayerTargets puts it on the training device):
+    in float64 it computes in float64 and gives the float32 states."""
+    from streamssm.distill.transfer import WHISPER_FEATURES, WhisperEncoder, whisper_input
+
+    teacher = WhisperEncoder(whisper)
+    mel = whisper_input(log_mel(clip_audio, WHISPER_FEATURES)[None, :64])
+    single, double = teacher(mel), teacher.to(torch.float64)(mel.double())
+    assert {b.dtype for b in teacher.buffers()} == {torch.float64}
+    assert all(d.dtype == torch.float64 and torch.allclose(d.float(), s, atol=1e-3) for s, d in zip(single, double))
+
+
 def test_transferred_student_streams_exactly_and_starts_near_the_teacher(whisper, clip_audio):
     from streamssm.distill.transfer import WHISPER_FEATURES, WhisperEncoder, student_config, transfer, whisper_input
     from streamssm.nn.encoder import MambaEncoder

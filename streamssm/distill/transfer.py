@@ -36,7 +36,7 @@ POSITIONS_AVERAGED = 500  # the positional embeddings of the first 10 s make the
 
 def whisper_tensors(teacher: str = "whisper-tiny.en") -> dict[str, np.ndarray]:
     """A teacher's weights: a name (its model.bin, from the distill extra) or an .npz of its encoder
-    (`encoder_tensors`, what travels to a machine without the teacher's package)."""
+    (`save_encoder_tensors`, what travels to a machine without the teacher's package)."""
     if teacher.endswith(".npz"):
         with np.load(teacher) as stored:
             return dict(stored)
@@ -79,51 +79,47 @@ class WhisperEncoder(nn.Module):
 
     def __init__(self, tensors: dict[str, np.ndarray]):
         super().__init__()
-        self.stem = {
-            f"{conv}_{part}": _tensor(tensors, f"{conv}/{part}")
-            for conv in ("conv1", "conv2")
-            for part in ("weight", "bias")
-        }
-        self.positions = _tensor(tensors, "position_encodings/encodings")
         self.heads = int(np.asarray(tensors["encoder/num_heads"]))
-        self.layers = [
-            {
-                name.split("/", 2)[2]: _tensor(tensors, name.split("/", 1)[1])
-                for name in tensors
-                if name.startswith(f"encoder/layer_{i}/")
-            }
-            for i in range(_layer_count(tensors))
-        ]
-        self.final_norm = (_tensor(tensors, "layer_norm/gamma"), _tensor(tensors, "layer_norm/beta"))
+        self.n_layers = _layer_count(tensors)
+        for name, values in tensors.items():  # buffers, so that .to() moves them (a teacher on the GPU)
+            if name.startswith("encoder/") and np.issubdtype(np.asarray(values).dtype, np.floating):
+                self.register_buffer(_buffer_name(name), _tensor(tensors, name.split("/", 1)[1]), persistent=False)
+
+    def _weight(self, name: str) -> torch.Tensor:
+        """The teacher's tensor encoder/`name`."""
+        return getattr(self, _buffer_name(f"encoder/{name}"))
+
+    def _linear(self, x, name: str):
+        return F.linear(x, self._weight(f"{name}/weight"), self._weight(f"{name}/bias"))
+
+    def _layer_norm(self, x, name: str):
+        return F.layer_norm(x, x.shape[-1:], self._weight(f"{name}/gamma"), self._weight(f"{name}/beta"))
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
-        x = F.gelu(F.conv1d(mel.transpose(1, 2), self.stem["conv1_weight"], self.stem["conv1_bias"], padding=1))
-        x = F.gelu(F.conv1d(x, self.stem["conv2_weight"], self.stem["conv2_bias"], stride=2, padding=1))
-        x = x.transpose(1, 2) + self.positions[: x.shape[2]]
+        x = F.gelu(F.conv1d(mel.transpose(1, 2), self._weight("conv1/weight"), self._weight("conv1/bias"), padding=1))
+        x = F.gelu(F.conv1d(x, self._weight("conv2/weight"), self._weight("conv2/bias"), stride=2, padding=1))
+        x = x.transpose(1, 2) + self._weight("position_encodings/encodings")[: x.shape[2]]
         hidden = [x]
-        for layer in self.layers:
-            x = x + self._attention(F.layer_norm(x, x.shape[-1:], *self._norm(layer, "self_attention")), layer)
-            h = F.layer_norm(x, x.shape[-1:], *self._norm(layer, "ffn"))
-            h = F.linear(
-                F.gelu(F.linear(h, layer["ffn/linear_0/weight"], layer["ffn/linear_0/bias"])),
-                layer["ffn/linear_1/weight"],
-                layer["ffn/linear_1/bias"],
-            )
-            x = x + h
+        for i in range(self.n_layers):
+            layer = f"layer_{i}"
+            x = x + self._attention(self._layer_norm(x, f"{layer}/self_attention/layer_norm"), layer)
+            h = self._layer_norm(x, f"{layer}/ffn/layer_norm")
+            x = x + self._linear(F.gelu(self._linear(h, f"{layer}/ffn/linear_0")), f"{layer}/ffn/linear_1")
             hidden.append(x)
-        hidden.append(F.layer_norm(x, x.shape[-1:], *self.final_norm))
+        hidden.append(self._layer_norm(x, "layer_norm"))
         return [to_student_frames(h) for h in hidden]
 
-    @staticmethod
-    def _norm(layer, part):
-        return layer[f"{part}/layer_norm/gamma"], layer[f"{part}/layer_norm/beta"]
-
-    def _attention(self, x, layer):
-        qkv = F.linear(x, layer["self_attention/linear_0/weight"], layer["self_attention/linear_0/bias"])
+    def _attention(self, x, layer: str):
+        qkv = self._linear(x, f"{layer}/self_attention/linear_0")
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
         y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
-        return F.linear(y, layer["self_attention/linear_1/weight"], layer["self_attention/linear_1/bias"])
+        return self._linear(y, f"{layer}/self_attention/linear_1")
+
+
+def _buffer_name(name: str) -> str:
+    """A module attribute for a tensor path (buffer names cannot hold '/' or '.')."""
+    return name.replace("/", "__").replace(".", "_")
 
 
 def student_config(tensors: dict[str, np.ndarray]) -> EncoderConfig:
