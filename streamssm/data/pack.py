@@ -73,8 +73,9 @@ def pack(
         (out / "noise").mkdir(parents=True)
     size = 0
     for index, path in enumerate(noise_files):
-        write_opus(out / "noise" / f"{index:03d}.ogg", read_audio(path), kbps)
-        size += (out / "noise" / f"{index:03d}.ogg").stat().st_size
+        packed_noise = out / "noise" / f"{index:03d}.ogg"
+        write_opus(packed_noise, read_audio(path), kbps)
+        size += packed_noise.stat().st_size
     if max_bytes is not None and size >= max_bytes:
         raise ValueError(f"the noise alone takes {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.1f} MiB allowed")
     (out / "audio").mkdir(parents=True, exist_ok=True)

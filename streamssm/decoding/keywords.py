@@ -102,7 +102,7 @@ class KeywordDetector:
         if self.candidate is None and not (above_frames & self.report).any():  # nothing to follow
             self.armed |= ~above_frames.all(0)
             return events
-        for frame, smoothed, above in zip(range(first, first + len(posteriors)), smoothed_frames, above_frames):
+        for frame, (smoothed, above) in enumerate(zip(smoothed_frames, above_frames), first):
             self.armed |= ~above
             above &= self.report & self.armed
             if above.any() and frame - self.last_fired >= self.refractory_frames:

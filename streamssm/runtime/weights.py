@@ -61,9 +61,9 @@ def compact(path: Path, stored: StoredWeights) -> dict[str, int]:
     proto = onnx.load(str(path))
     graph, rebuilt, counts = proto.graph, [], {"referenced": 0, "float16": 0}
     for weight in graph.initializer:
-        values = onnx.numpy_helper.to_array(weight)
-        if weight.data_type != onnx.TensorProto.FLOAT or values.size < MIN_SIZE:
+        if weight.data_type != onnx.TensorProto.FLOAT or np.prod(weight.dims) < MIN_SIZE:
             continue
+        values = onnx.numpy_helper.to_array(weight)
         name, found = weight.name, stored.find(values)
         if found:
             dtype, shape, offset, length, transposed = found
