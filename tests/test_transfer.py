@@ -13,6 +13,7 @@ from streamssm.data.manifest import Utterance, write_manifest
 from streamssm.distill.ctranslate2_weights import read_ctranslate2
 from streamssm.distill.layers import layer_distillation_loss
 from streamssm.features import FeatureConfig, log_mel
+from streamssm.models import resolve_model_dir
 from streamssm.nn.ssm import CausalMamba2
 from test_train_asr import read_log, shortest_train_clips, tiny_config
 
@@ -225,3 +226,23 @@ def test_whisper_stem_keeps_each_rows_state_in_a_padded_batch():
             _, alone = encoder(features[row : row + 1, : frames * 4])
             for got, expected in zip(batched.tensors(), alone.tensors()):
                 assert torch.allclose(got[row : row + 1], expected, atol=1e-5)
+
+
+def test_student_without_transfer_weights_has_the_shape_and_front_end_only(whisper):
+    """The from-scratch arm of the ablation: the same student and scaling, none of the teacher's weights."""
+    from streamssm.distill.transfer import WHISPER_OFFSET, WHISPER_SCALE
+    from streamssm.tokenizer import Tokenizer
+    from streamssm.train.asr import ASRTrainConfig, transferred_model
+
+    tokenizer = Tokenizer.load(resolve_model_dir("asr") / "tokenizer.model")
+    torch.manual_seed(0)
+    copied, fresh = (
+        transferred_model(ASRTrainConfig(transfer_from="whisper-tiny.en", transfer_weights=weights), tokenizer)
+        for weights in (True, False)
+    )
+    assert copied.config == fresh.config and fresh.config.encoder.stem == "whisper"
+    for encoder in (copied.encoder, fresh.encoder):
+        assert torch.all(encoder.feature_mean == WHISPER_OFFSET) and torch.all(encoder.feature_std == WHISPER_SCALE)
+    teacher_fc1 = torch.from_numpy(whisper["encoder/layer_0/ffn/linear_0/weight"].astype(np.float32))
+    assert torch.equal(copied.encoder.blocks[0].mlp.fc1.weight, teacher_fc1)
+    assert not torch.allclose(fresh.encoder.blocks[0].mlp.fc1.weight, teacher_fc1, atol=1e-2)

@@ -156,8 +156,7 @@ def transfer(student: MambaEncoder, tensors: dict[str, np.ndarray]) -> MambaEnco
         getattr(stem, conv).weight.copy_(get(f"{conv}/weight"))
         getattr(stem, conv).bias.copy_(get(f"{conv}/bias"))
     stem.offset.copy_(get("position_encodings/encodings")[:POSITIONS_AVERAGED].mean(0))
-    student.feature_mean.fill_(WHISPER_OFFSET)
-    student.feature_std.fill_(WHISPER_SCALE)
+    use_whisper_scaling(student)
     for i, block in enumerate(student.blocks):
         _copy_norm(block.norm, get, f"layer_{i}/self_attention/layer_norm")
         _copy_norm(block.mlp_norm, get, f"layer_{i}/ffn/layer_norm")
@@ -166,6 +165,14 @@ def transfer(student: MambaEncoder, tensors: dict[str, np.ndarray]) -> MambaEnco
             linear.bias.copy_(get(f"layer_{i}/ffn/{name}/bias"))
         _copy_attention(block.mixer, get, f"layer_{i}/self_attention")
     _copy_norm(student.norm, get, "layer_norm")
+    return student
+
+
+@torch.no_grad()
+def use_whisper_scaling(student: MambaEncoder) -> MambaEncoder:
+    """Whisper's feature scaling, (log10 mel + 4) / 4, as the encoder's fixed normalisation."""
+    student.feature_mean.fill_(WHISPER_OFFSET)
+    student.feature_std.fill_(WHISPER_SCALE)
     return student
 
 

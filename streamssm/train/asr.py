@@ -34,7 +34,9 @@ Weight transfer (`transfer_from`: a Whisper teacher): the encoder is a student o
 shape initialised from its weights (streamssm/distill/transfer.py), the decoder and joiner from
 `init_from` where shapes agree; `layer_distill_weight` > 0 aligns every hidden state of the student
 with the teacher's, computed on the fly from the batch's features (streamssm/distill/layers.py);
-`text_weight` 0 trains on that alignment alone, so untranscribed audio takes part. A trained
+`text_weight` 0 trains on that alignment alone, so untranscribed audio takes part;
+`transfer_weights` false keeps the student's shape and front end but not the teacher's weights
+(the from-scratch arm of benchmarks/asr_ablation.py). A trained
 encoder under new heads (a transferred student's first text run) can be held still for the first
 `frozen_encoder_steps`, so that the heads' first, large gradients do not reach it.
 
@@ -69,7 +71,7 @@ from ..data.splits import real_split
 from ..distill.cache import TeacherCache
 from ..distill.frames import FrameDistillation, batch_targets
 from ..distill.layers import LayerTargets, layer_distillation_loss
-from ..distill.transfer import WHISPER_FEATURES, student_config, transfer, whisper_tensors
+from ..distill.transfer import WHISPER_FEATURES, student_config, transfer, use_whisper_scaling, whisper_tensors
 from ..features import FeatureConfig, encoder_frames
 from ..models import ASRConfig, ASRModel, load_model, resolve_model_dir, save_model
 from ..nn.decoder import DecoderConfig
@@ -114,6 +116,7 @@ class ASRTrainConfig:
     distill_weight: float = 0.0  # loss += distill_weight * cosine distance to the teacher's frames
     distill_delay: int = 4  # student frame t predicts teacher frame t - distill_delay (40 ms frames)
     transfer_from: str | None = None  # a Whisper teacher (or .npz of its encoder) initialising a student of its shape
+    transfer_weights: bool = True  # False: the student of transfer_from's shape and front end, freshly initialised
     layer_distill_weight: float = 0.0  # loss += this * hidden-state alignment with `teacher`, every layer
     text_weight: float = 1.0  # weight of the CTC + transducer losses; 0: distillation only, no transcripts needed
     max_seconds: float = 160.0  # padded audio per batch and process
@@ -200,8 +203,8 @@ def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
 
 
 def transferred_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
-    """An encoder of the teacher's shape initialised from its weights, reading Whisper's features;
-    the decoder (as `config.decoder` says, or `init_from`'s) and joiner taken from `init_from`
+    """An encoder of the teacher's shape initialised from its weights (freshly without
+    `transfer_weights`), reading Whisper's features; the decoder (as `config.decoder` says, or `init_from`'s) and joiner taken from `init_from`
     wherever a weight's name and shape agree."""
     tensors = whisper_tensors(config.transfer_from)
     donor = load_model(config.init_from) if config.init_from else None
@@ -214,7 +217,10 @@ def transferred_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
         ctc_weight=config.ctc_weight,
     )
     model = ASRModel(model_config, tokenizer)
-    transfer(model.encoder, tensors)
+    if config.transfer_weights:
+        transfer(model.encoder, tensors)
+    else:
+        use_whisper_scaling(model.encoder)
     if donor:
         own = model.state_dict()
         shared = {k: v for k, v in donor.state_dict().items() if k in own and v.shape == own[k].shape}
