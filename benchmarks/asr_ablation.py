@@ -33,7 +33,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from machine import describe  # benchmarks/machine.py
+from machine import commit, describe  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -133,9 +133,7 @@ def main(argv=None):
     result = {
         "command": " ".join(["python benchmarks/asr_ablation.py", *(argv if argv is not None else sys.argv[1:])]),
         "date": datetime.now().isoformat(timespec="minutes"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
+        "commit": commit(),
         "machine": describe(),
         "load_average": os.getloadavg(),
         "sets": list(args.sets),
@@ -143,8 +141,9 @@ def main(argv=None):
     }
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "asr_ablation.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.report / "asr_ablation.md").write_text(markdown(result))
-    print(markdown(result))
+    page = markdown(result)
+    (args.report / "asr_ablation.md").write_text(page)
+    print(page)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # faster-whisper must not reach for the Hugg
 import argparse
 import importlib.util
 import json
-import subprocess
 import sys
 import time
 from datetime import datetime
@@ -62,7 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import describe  # benchmarks/machine.py
+from machine import commit, describe  # benchmarks/machine.py
 from tqdm import tqdm
 
 from streamssm.audio import read_audio
@@ -349,18 +348,6 @@ def run_set(engines: list[Engine], name: str, utterances: list[dict]) -> dict:
             result["engines"][engine.name]["rtf_over_decoded_audio"] = walls[engine.name] / max(decoded_s, 1e-9)
     result["rows"] = rows
     return result
-
-
-def commit() -> str | None:
-    try:
-        run = lambda *a: subprocess.run(
-            ["git", *a], cwd=HERE, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        return run("rev-parse", "--short", "HEAD") + (
-            "+changes" if run("status", "--porcelain", "--untracked-files=no") else ""
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def markdown(report, json_name: str) -> str:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine import describe  # benchmarks/machine.py
+from machine import commit, describe  # benchmarks/machine.py
 
 from streamssm.eval import asr as eval_asr, kws as eval_kws
 from streamssm.export import export
@@ -98,7 +97,7 @@ def main() -> None:
     details = args.out / "int8"
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": os.popen("git rev-parse --short HEAD").read().strip(),
+        "commit": commit(),
         "machine": describe(),
         "limit": args.limit,
         "kws": kws_rows(details),

@@ -2,6 +2,8 @@
 
 import os
 import platform
+import subprocess
+from pathlib import Path
 
 
 def cpu_model() -> str:
@@ -15,3 +17,16 @@ def cpu_model() -> str:
 def describe() -> str:
     """CPU model, core count, OS and Python version in one line."""
     return f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def commit() -> str | None:
+    """The repository's short commit, "+changes" when tracked files differ from it; None outside git."""
+    try:
+        run = lambda *a: subprocess.run(
+            ["git", *a], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        return run("rev-parse", "--short", "HEAD") + (
+            "+changes" if run("status", "--porcelain", "--untracked-files=no") else ""
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None

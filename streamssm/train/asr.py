@@ -36,9 +36,9 @@ shape initialised from its weights (streamssm/distill/transfer.py), the decoder 
 with the teacher's, computed on the fly from the batch's features (streamssm/distill/layers.py);
 `text_weight` 0 trains on that alignment alone, so untranscribed audio takes part;
 `transfer_weights` false keeps the student's shape and front end but not the teacher's weights
-(the from-scratch arm of benchmarks/asr_ablation.py). A trained
-encoder under new heads (a transferred student's first text run) can be held still for the first
-`frozen_encoder_steps`, so that the heads' first, large gradients do not reach it.
+(the from-scratch arm of benchmarks/asr_ablation.py). A trained encoder under new heads (a
+transferred student's first text run) can be held still for the first `frozen_encoder_steps`, so
+that the heads' first, large gradients do not reach it.
 
 configs/asr.json trains the first model from scratch; configs/asr_distill.json continues a shipped
 model (`init_from`) on real speech, pseudo-labels and TTS with a teacher. Step times, audio hours
@@ -204,8 +204,8 @@ def build_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
 
 def transferred_model(config: ASRTrainConfig, tokenizer: Tokenizer) -> ASRModel:
     """An encoder of the teacher's shape initialised from its weights (freshly without
-    `transfer_weights`), reading Whisper's features; the decoder (as `config.decoder` says, or `init_from`'s) and joiner taken from `init_from`
-    wherever a weight's name and shape agree."""
+    `transfer_weights`), reading Whisper's features; the decoder (as `config.decoder` says, or
+    `init_from`'s) and joiner taken from `init_from` wherever a weight's name and shape agree."""
     tensors = whisper_tensors(config.transfer_from)
     donor = load_model(config.init_from) if config.init_from else None
     model_config = ASRConfig(
