@@ -1,6 +1,6 @@
 """What weight transfer and distillation buy, on the same budget: the ASR issue's ablation.
 
-    python benchmarks/asr_ablation.py                    # every arm, 300 steps each (about 2-2.5 h on 2 CPU cores, estimated)
+    python benchmarks/asr_ablation.py                    # every arm, 300 steps each
     python benchmarks/asr_ablation.py --arms scratch transfer --steps 2 --limit 2 --out /tmp/ablation   # a plumbing check
 
 Every arm is one run of configs/asr_transfer_text.json (CTC + transducer on the transcribed real
