@@ -3,6 +3,7 @@
 import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -30,3 +31,21 @@ def commit() -> str | None:
         )
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def busy_fraction(seconds: float = 2.0) -> float | None:
+    """Share of the CPUs' time that was not idle over the next `seconds` (Linux's /proc/stat);
+    None where it cannot be read."""
+
+    def idle_and_total():
+        with open("/proc/stat") as stat:
+            ticks = [int(x) for x in stat.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait
+
+    try:
+        idle0, total0 = idle_and_total()
+        time.sleep(seconds)
+        idle1, total1 = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)

@@ -12,11 +12,14 @@ and onnx-int8 (its accuracy change: benchmarks/int8.md). Rows:
   batched      B streams fed and stepped with decode_streams, RTF per stream, B = 1, 16, 64, 256
   step/chunk   T encoder frames through the backend as T one-frame calls vs one T-frame call
                (why chunks are never cut into frames)
+  breakdown    where a batched step's wall time goes on the onnx backend (1 and 64 streams):
+               front end, log-mel, ONNX Runtime, stacking and splitting states, decoding
   limit        the asr encoder's multiply-adds per second of audio / this CPU's single-thread
                float32 matrix-multiply rate: the wall time the arithmetic alone would take
   peers        microWakeWord and openWakeWord ("alexa", one keyword each), pocketsphinx
                (streaming) and Whisper tiny.en (offline, int8) on the same audio
 Every process runs one thread (OMP/MKL variables set before numpy, torch and onnxruntime load).
+The run refuses to start on a busy machine (--busy-ok overrides): other work halves these numbers.
 """
 
 from __future__ import annotations
@@ -30,22 +33,28 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_core import SR, speech  # benchmarks/bench_core.py
-from machine import describe  # benchmarks/machine.py
+from machine import busy_fraction, describe  # benchmarks/machine.py
 
+from streamssm import recognizer
 from streamssm.features import SUBSAMPLING
 from streamssm.models import resolve_model_dir
+from streamssm.nn.state import BatchedState
 from streamssm.recognizer import StreamingRecognizer
-from streamssm.runtime import BACKENDS
+from streamssm.runtime import BACKENDS, onnx_backend
 
 HERE = Path(__file__).resolve().parent
 CHUNK = SR * 160 // 1000
 BATCHES = (1, 16, 64, 256)
+BREAKDOWN_STREAMS = (1, 64)
+MOST_BUSY = 0.25  # share of the CPUs other work may take when a run starts
 TARGETS = {"kws_rtf": 0.003, "asr_rtf": 0.02, "kws_64_streams_rtf": 0.0005}
 
 
@@ -78,6 +87,63 @@ def batched(rec, audio, n_streams) -> dict:
         latencies.append((time.perf_counter() - tick) * 1000)
     wall = time.perf_counter() - started
     return {"streams": n_streams, "rtf_per_stream": wall / (len(audio) / SR) / n_streams, **percentiles(latencies)}
+
+
+class StageClock:
+    """Exclusive wall time per stage: `timing(owner, attr, stage)` wraps a function or method for
+    as long as the context lasts; time inside a nested wrapped call counts for the inner stage."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._children: list[float] = []  # time spent in wrapped callees, per open call
+
+    @contextmanager
+    def timing(self, owner, attr: str, stage: str):
+        raw = vars(owner)[attr]
+        function = raw.__func__ if isinstance(raw, staticmethod) else raw
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            self._children.append(0.0)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed, inner = time.perf_counter() - started, self._children.pop()
+                self.seconds[stage] += elapsed - inner
+                if self._children:
+                    self._children[-1] += elapsed
+
+        setattr(owner, attr, staticmethod(timed) if isinstance(raw, staticmethod) else timed)
+        try:
+            yield
+        finally:
+            setattr(owner, attr, raw)
+
+
+def step_breakdown(rec, audio, n_streams) -> dict:
+    """Where the wall time of `batched` goes on the onnx backend: share per stage."""
+    clock = StageClock()
+    stages = [
+        (recognizer.Stream, "feed", "front end"),
+        (onnx_backend, "frames_log_mel", "log-mel"),
+        (onnx_backend.Sessions, "run", "ONNX Runtime"),
+        (BatchedState, "stack", "states"),
+        (BatchedState, "unbind", "states"),
+        (type(rec.decoding), "decode", "decoding"),
+    ]
+    with ExitStack() as stack:
+        for owner, attr, stage in stages:
+            stack.enter_context(clock.timing(owner, attr, stage))
+        started = time.perf_counter()
+        batched(rec, audio, n_streams)
+        wall = time.perf_counter() - started
+    shares = {stage: clock.seconds[stage] / wall for _, _, stage in stages}
+    steps = -(-len(audio) // CHUNK)
+    return {
+        "streams": n_streams,
+        "step_ms": wall / steps * 1000,
+        "shares": {**shares, "other": 1 - sum(shares.values())},
+    }
 
 
 def best_ms(call, repeats=7, number=20) -> float:
@@ -193,6 +259,9 @@ def peers(audio, quick) -> dict:
 
 
 def run(args) -> dict:
+    busy = busy_fraction()
+    if busy is not None and busy > MOST_BUSY and not args.busy_ok:
+        sys.exit(f"the CPUs are {busy:.0%} busy with other work: stop it first, or pass --busy-ok")
     torch.set_num_threads(1)
     seconds = 10.0 if args.quick else 120.0
     audio = speech(seconds)
@@ -202,6 +271,7 @@ def run(args) -> dict:
         "machine": describe(),
         "torch": torch.__version__,
         "load_average_start": os.getloadavg(),
+        "busy_at_start": busy,
         "models": {},
     }
     for name in args.models:
@@ -218,6 +288,7 @@ def run(args) -> dict:
             row["step_vs_chunk"] = step_vs_chunk(rec)
             if backend == "onnx":
                 row["profile"] = onnx_profile(rec, 2.0 if args.quick else 10.0)
+                row["breakdown"] = [step_breakdown(rec, short, n) for n in BREAKDOWN_STREAMS]
             print(name, backend, json.dumps(row["one_stream"]), flush=True)
         model = StreamingRecognizer.from_pretrained(folder, backend="torch").model
         entry["parameters"] = sum(p.numel() for p in model.parameters())
@@ -230,11 +301,12 @@ def run(args) -> dict:
 
 def markdown(r) -> str:
     gflops = r["matmul_gflops_1_thread"]
+    busy = "an unknown share" if r["busy_at_start"] is None else f"{r['busy_at_start']:.0%}"
     lines = [
         "# Inference speed",
         "",
-        f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, load average "
-        f"{tuple(round(x, 2) for x in r['load_average_start'])} at the start, "
+        f"Command: `{r['command']}` on {r['date']}; {r['machine']}, torch {r['torch']}, CPUs "
+        f"{busy} busy with other work at the start, load average "
         f"{tuple(round(x, 2) for x in r['load_average_end'])} at the end. One thread everywhere; 160 ms "
         "chunks of real read speech through StreamingRecognizer (front end, model and decoding).",
         "",
@@ -305,6 +377,25 @@ def markdown(r) -> str:
     for name, entry in r["models"].items():
         shares = ", ".join(f"{op} {share:.0%}" for op, share in entry["onnx"]["profile"])
         lines.append(f"- {name}: {shares}")
+    stages = list(r["models"][next(iter(r["models"]))]["onnx"]["breakdown"][0]["shares"])
+    lines += [
+        "",
+        "## Where a step's time goes (onnx backend)",
+        "",
+        "Share of the wall time of the batched run above (160 ms per stream per step) spent in each "
+        "stage, timed around the functions that do it: front end (Stream.feed: checks, resampling, "
+        "framing), log-mel (float32 FFT over the batch), ONNX Runtime (every graph, with the numpy "
+        "conversions), states (stacking the streams' states into a batch and splitting them back, one "
+        "copy per stream), decoding (keyword detectors or the search, outside its ONNX calls), other "
+        "(decode_streams' own Python: padding, lengths, loops).",
+        "",
+        "| model | streams | step | " + " | ".join(stages) + " |",
+        "|---|---|---|" + "---|" * len(stages),
+    ]
+    for name, entry in r["models"].items():
+        for row in entry["onnx"]["breakdown"]:
+            shares = " | ".join(f"{row['shares'][stage]:.0%}" for stage in stages)
+            lines.append(f"| {name} | {row['streams']} | {row['step_ms']:.2f} ms | {shares} |")
     lines += ["", "## Peers (same run, same audio, one thread)", "", "| engine | RTF |", "|---|---|"]
     for name, result in r["peers"].items():
         lines.append(
@@ -319,6 +410,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short measurements (smoke test), speed_quick.*")
     parser.add_argument("--models", nargs="+", default=["kws", "asr"])
+    parser.add_argument("--busy-ok", action="store_true", help="run even when other work keeps the CPUs busy")
     args = parser.parse_args(argv)
     report = run(args)
     suffix = "_quick" if args.quick else ""
