@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from datetime import datetime
@@ -74,11 +75,24 @@ def run_arm(arm: str, args) -> dict:
     report = json.loads((evaluation / "report.json").read_text())
     compute = json.loads((out / "run" / "compute.json").read_text())
     return {
+        **from_log(out / "run" / "log.jsonl", compute["steps"]),
         "wer": {name: result["streaming"]["wer"] for name, result in report["sets"].items()},
         "utterances": {name: result["utterances"] for name, result in report["sets"].items()},
         "steps": compute["steps"],
         "audio_hours_seen": compute["audio_hours_seen"],
         "wall_seconds": compute["wall_seconds"],
+    }
+
+
+def from_log(log: Path, steps: int, last: int = 100) -> dict:
+    """The median step time of the run (robust to pauses, unlike its wall time) and the mean
+    transducer and CTC loss of its logged steps among the last `last`: every arm sees the same
+    batches, so these compare the arms even where none transcribes anything yet."""
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    final = [row for row in rows if row["step"] >= steps - last]
+    return {
+        "median_step_seconds": statistics.median(row["step_seconds"] for row in rows),
+        "final_losses": {loss: statistics.mean(row[loss] for row in final) for loss in ("transducer", "ctc")},
     }
 
 
@@ -93,15 +107,22 @@ def markdown(result: dict) -> str:
         "Same recipe, data, order, seed and steps for every arm (benchmarks/asr_ablation.py says what each",
         "arm changes); streaming WER, 160 ms chunks, greedy transducer, after Whisper's English normaliser.",
         "",
-        "| arm | steps | audio seen (h) | wall (s) | " + " | ".join(sets) + " |",
-        "|---|---|---|---|" + "---|" * len(sets),
+        "| arm | steps | audio seen (h) | median step (s) | transducer loss | CTC loss | " + " | ".join(sets) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(sets),
     ]
     for arm, r in arms.items():
         wers = " | ".join(f"{100 * r['wer'][name]:.1f} %" for name in sets)
-        lines.append(f"| {arm} | {r['steps']} | {r['audio_hours_seen']:.2f} | {r['wall_seconds']:.0f} | {wers} |")
+        losses = f"{r['final_losses']['transducer']:.1f} | {r['final_losses']['ctc']:.1f}"
+        lines.append(
+            f"| {arm} | {r['steps']} | {r['audio_hours_seen']:.2f} | {r['median_step_seconds']:.2f} | {losses} | {wers} |"
+        )
     first = next(iter(arms.values()))
     counted = ", ".join(f"{name} {first['utterances'][name]}" for name in sets)
-    return "\n".join([*lines, "", f"Utterances per set: {counted}.", ""])
+    note = (
+        "Losses: the mean of the logged training steps among the last 100 (the same batches in every arm). "
+        f"Utterances per set: {counted}."
+    )
+    return "\n".join([*lines, "", note, ""])
 
 
 def main(argv=None):
