@@ -1,7 +1,8 @@
 """What a lexicon and a word language model could buy the asr model's CTC head: an offline probe.
 
-    python3 -m venv data/probe-env && data/probe-env/bin/pip install -e ".[eval]" pyctcdecode kenlm wordfreq
-    data/probe-env/bin/python benchmarks/ctc_lm_probe.py      # writes ctc_lm_probe.md / .json
+    python3 -m venv data/probe-env && . data/probe-env/bin/activate
+    bash scripts/install_torch.sh && pip install -e ".[eval]" pyctcdecode kenlm wordfreq
+    python benchmarks/ctc_lm_probe.py                # writes ctc_lm_probe.md / .json
 
 Its packages are not project dependencies and stay out of .venv: pyctcdecode pins numpy < 2, under
 which the onnx extra's ml_dtypes fails to import.
