@@ -7,8 +7,9 @@
 Its packages are not project dependencies and stay out of .venv: pyctcdecode pins numpy < 2, under
 which the onnx extra's ml_dtypes fails to import.
 
-Each utterance of the real sets runs through the model offline (whole utterance); its CTC head's
-log-probabilities are searched three ways: greedy (what `--search ctc` does), a beam search without
+Each utterance of the real sets runs through the model offline (whole utterance, as
+decoding.speech.encode_offline does it); its CTC head's log-probabilities are searched three ways:
+greedy (the package's CTCGreedySearch, what `--search ctc` does), a beam search without
 a language model, and a beam search that only spells words of a lexicon scored by a unigram language
 model (pyctcdecode's search, its default weights alpha 0.5 and beta 1.5, beam 32, fixed before the
 run). Lexicon and unigram probabilities are wordfreq's 50,000 most frequent English words (no text
@@ -29,10 +30,11 @@ import torch
 from machine import commit, describe  # benchmarks/machine.py
 from tqdm import tqdm
 
-from streamssm.audio import read_audio
+from streamssm.audio import SAMPLE_RATE, read_audio
+from streamssm.decoding.ctc import CTCGreedySearch
+from streamssm.decoding.speech import encode_offline
 from streamssm.eval.asr import error_rates, normalise, score
 from streamssm.eval.sets import speech_set
-from streamssm.features import SUBSAMPLING, log_mel
 from streamssm.models import load_model
 from streamssm.tokenizer import BLANK_ID, Tokenizer
 
@@ -53,11 +55,12 @@ def write_unigram_arpa(words: list[str], path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
-def searches(tokenizer: Tokenizer, workdir: Path) -> dict:
-    """name -> function(log_probs (T, V) numpy) -> text."""
+def searches(model, workdir: Path) -> dict:
+    """name -> function(encoded (1, T, d) or None) -> text."""
     from pyctcdecode import build_ctcdecoder
     from wordfreq import top_n_list
 
+    tokenizer: Tokenizer = model.tokenizer
     pieces = [tokenizer.processor.id_to_piece(i) for i in range(tokenizer.vocab_size)]
     # the blank spells nothing; other special pieces get names no word contains
     labels = ["" if i == BLANK_ID else f"@{i}" if p.startswith("<") else p for i, p in enumerate(pieces)]
@@ -66,25 +69,16 @@ def searches(tokenizer: Tokenizer, workdir: Path) -> dict:
     write_unigram_arpa(words, arpa)
     plain = build_ctcdecoder(labels)
     lexicon = build_ctcdecoder(labels, kenlm_model_path=str(arpa), unigrams=words, alpha=ALPHA, beta=BETA)
+    greedy = CTCGreedySearch(model.ctc_head)
 
-    def greedy(log_probs):
-        best = log_probs.argmax(-1)
-        ids = [int(t) for i, t in enumerate(best) if t != BLANK_ID and (i == 0 or t != best[i - 1])]
-        return tokenizer.decode(ids)
+    def beam(decoder):
+        return lambda encoded: decoder.decode(greedy.prepare(encoded)[0].numpy(), beam_width=BEAM)
 
     return {
-        "greedy": greedy,
-        "beam": lambda lp: plain.decode(lp, beam_width=BEAM),
-        "beam + lexicon + unigram LM": lambda lp: lexicon.decode(lp, beam_width=BEAM),
+        "greedy": lambda encoded: tokenizer.decode([token for token, _, _ in greedy.run(encoded)[0][0]]),
+        "beam": beam(plain),
+        "beam + lexicon + unigram LM": beam(lexicon),
     }
-
-
-@torch.no_grad()
-def ctc_log_probs(model, audio):
-    features = log_mel(audio)
-    features = torch.nn.functional.pad(features, (0, 0, 0, (-features.shape[0]) % SUBSAMPLING))
-    encoded, _ = model.encoder(features[None])
-    return model.ctc_head(encoded)[0].log_softmax(-1).numpy()
 
 
 def main(argv=None):
@@ -94,19 +88,20 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=HERE, help="folder for ctc_lm_probe.md/.json and the ARPA file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    model, tokenizer = load_model(args.model, "cpu").eval(), Tokenizer.load(Path(args.model) / "tokenizer.model")
+    torch.set_grad_enabled(False)  # inference only
+    model = load_model(args.model, "cpu").eval()
     workdir = Path("data") / "ctc_lm_probe"
     workdir.mkdir(parents=True, exist_ok=True)
-    search = searches(tokenizer, workdir)
+    search = searches(model, workdir)
     results = {}
     for name in args.sets:
         name, utterances = speech_set(name)
         utterances = [u for u in utterances if normalise(u.text or "").strip()]  # as eval asr skips them
         counts = {way: [] for way in search}
         for utterance in tqdm(utterances, desc=name):
-            log_probs = ctc_log_probs(model, read_audio(utterance.audio))
+            encoded = encode_offline(model, read_audio(utterance.audio), SAMPLE_RATE)
             for way, decode in search.items():
-                counts[way].append(score(utterance.text, decode(log_probs)))
+                counts[way].append(score(utterance.text, "" if encoded is None else decode(encoded)))
         results[name] = {"utterances": len(utterances), **{way: error_rates(c) for way, c in counts.items()}}
     report = {
         "command": " ".join(["python benchmarks/ctc_lm_probe.py", *(argv if argv is not None else sys.argv[1:])]),

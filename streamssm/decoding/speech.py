@@ -110,14 +110,24 @@ class SpeechDecoding:
 
 
 @torch.no_grad()
-def decode_offline(model, audio, sample_rate: int, search: str = "transducer", beam: int = 4) -> list[Event]:
-    """`audio` encoded at once and searched as one utterance (beam search for the transducer,
-    greedy for CTC): its final event, or none if nothing was recognised."""
+def encode_offline(model, audio, sample_rate: int) -> torch.Tensor | None:
+    """`audio` through the model's front end and encoder at once: (1, T, d), or None for audio
+    too short for one frame."""
     frontend = FrontEnd(model.config.features, frame_multiple=SUBSAMPLING)
     features = torch.cat([frontend.accept(audio, sample_rate), frontend.finish()])
     if not features.shape[0]:
-        return []
+        return None
     encoded, _ = model.encoder(features[None].to(next(model.parameters()).device))
+    return encoded
+
+
+@torch.no_grad()
+def decode_offline(model, audio, sample_rate: int, search: str = "transducer", beam: int = 4) -> list[Event]:
+    """`audio` encoded at once and searched as one utterance (beam search for the transducer,
+    greedy for CTC): its final event, or none if nothing was recognised."""
+    encoded = encode_offline(model, audio, sample_rate)
+    if encoded is None:
+        return []
     if search == "transducer":
         emissions, _ = beam_search(model.decoder, model.joiner, encoded[0], beam)
     else:
