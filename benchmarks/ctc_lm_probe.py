@@ -20,14 +20,11 @@ the file gives to "<s> the"). The transducer, the model's default search, is in 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
-from datetime import date
 from pathlib import Path
 
 import torch
-from machine import commit, describe  # benchmarks/machine.py
+from machine import provenance, provenance_line, save  # benchmarks/machine.py
 from tqdm import tqdm
 
 from streamssm.audio import SAMPLE_RATE, read_audio
@@ -104,20 +101,15 @@ def main(argv=None):
                 counts[way].append(score(utterance.text, "" if encoded is None else decode(encoded)))
         results[name] = {"utterances": len(utterances), **{way: error_rates(c) for way, c in counts.items()}}
     report = {
-        "command": " ".join(["python benchmarks/ctc_lm_probe.py", *(argv if argv is not None else sys.argv[1:])]),
-        "date": date.today().isoformat(),
-        "commit": commit(),
-        "machine": describe(),
+        **provenance("ctc_lm_probe.py", argv),
         "model": args.model,
         "sets": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ctc_lm_probe.json").write_text(json.dumps(report, indent=1) + "\n")
     ways = list(search)
     lines = [
         "# CTC head with a lexicon and a unigram word LM (offline probe)",
         "",
-        f"Command: `{report['command']}` on {report['date']}, commit {report['commit']}; {report['machine']}.",
+        provenance_line(report),
         f"Model: {args.model}, whole utterances, its CTC head only. WER after Whisper's English normaliser.",
         f"Lexicon: wordfreq's {LEXICON_WORDS:,} most frequent English words; pyctcdecode, alpha {ALPHA}, beta "
         f"{BETA}, beam {BEAM} (benchmarks/ctc_lm_probe.py says why).",
@@ -127,9 +119,7 @@ def main(argv=None):
     ]
     for name, r in results.items():
         lines.append(f"| {name} | {r['utterances']} | " + " | ".join(f"{100 * r[w]['wer']:.1f} %" for w in ways) + " |")
-    page = "\n".join(lines) + "\n"
-    (args.out / "ctc_lm_probe.md").write_text(page)
-    print(page)
+    save(args.out, "ctc_lm_probe", report, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -49,3 +49,31 @@ def busy_fraction(seconds: float = 2.0) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def provenance(script: str, argv=None) -> dict:
+    """command, date, commit and machine of a run of benchmarks/`script` with `argv` (None: sys.argv[1:])."""
+    import sys
+    from datetime import date
+
+    return {
+        "command": " ".join([f"python benchmarks/{script}", *(argv if argv is not None else sys.argv[1:])]),
+        "date": date.today().isoformat(),
+        "commit": commit(),
+        "machine": describe(),
+    }
+
+
+def provenance_line(report: dict) -> str:
+    """The "Command: ..." line of a page, from a report that holds `provenance`'s fields."""
+    return f"Command: `{report['command']}` on {report['date']}, commit {report['commit']}; {report['machine']}."
+
+
+def save(folder: Path, stem: str, report: dict, page: str) -> None:
+    """`report` as folder/stem.json and `page` as folder/stem.md; the page is printed too."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (folder / f"{stem}.md").write_text(page)
+    print(page)

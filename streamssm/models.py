@@ -20,8 +20,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .config import JSONConfig
+from .decoding import SEARCHES
 from .decoding.endpoint import EndpointConfig
 from .decoding.losses import ctc_loss, rnnt_loss
+from .decoding.word_search import WordSearchConfig
 from .features import FeatureConfig, encoder_frames
 from .nn.decoder import DecoderConfig, MambaDecoder
 from .nn.encoder import SUBSAMPLING, EncoderConfig, EncoderState, MambaEncoder
@@ -75,9 +77,6 @@ class KWSModel(nn.Module):
         return self.head(encoded), state
 
 
-SEARCHES = ("transducer", "ctc")
-
-
 @dataclass
 class ASRConfig(JSONConfig):
     """A speech recogniser: encoder, CTC head, Mamba transducer decoder and joiner, decoding settings."""
@@ -88,9 +87,10 @@ class ASRConfig(JSONConfig):
     features: FeatureConfig = field(default_factory=FeatureConfig)
     joiner_dim: int = 256
     ctc_weight: float = 0.3  # loss = transducer + ctc_weight * CTC
-    search: str = "transducer"  # streaming search by default: "transducer" (greedy) or "ctc" (greedy)
+    search: str = "transducer"  # "transducer" (greedy), "ctc" (greedy) or "ctc-lm" (words, decoding/word_search.py)
     max_symbols_per_frame: int = 3
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    word_search: WordSearchConfig = field(default_factory=WordSearchConfig)  # the options of "ctc-lm"
 
     def __post_init__(self):
         if self.search not in SEARCHES:
@@ -104,8 +104,10 @@ class ASRConfig(JSONConfig):
             ("decoder", DecoderConfig),
             ("features", FeatureConfig),
             ("endpoint", EndpointConfig),
+            ("word_search", WordSearchConfig),
         ):
-            values[name] = config_class.from_dict(values[name])
+            if name in values:  # word_search: absent from the configs of older models
+                values[name] = config_class.from_dict(values[name])
         return cls(**values)
 
 

@@ -119,9 +119,12 @@ class StreamingRecognizer:
         for it, on the fastest backend it has files for); text without letters raises ValueError;
       thresholds: one detection threshold in (0, 1] for all keywords, or a dict per keyword.
     Options of speech recognition with an ASR model (`decoding.speech.SpeechDecoding`):
-      search: "transducer" or "ctc";
+      search: "transducer", "ctc" (greedy searches) or "ctc-lm" (the CTC head's output searched for
+        English words with a word language model, `decoding.word_search`);
       endpoint: EndpointConfig or a dict (trailing_silence_s, max_utterance_s);
-      max_symbols_per_frame: the transducer's tokens per encoder frame at most.
+      max_symbols_per_frame: the transducer's tokens per encoder frame at most;
+      word_search: options of "ctc-lm" that differ from the model's (`decoding.word_search.WordSearchConfig`:
+        beam, alpha, beta, oov_score, bigram_weight, token_min_logprob, prune).
     None takes the model's config; an option of the other task raises ValueError.
 
     threads: the CPU threads torch (or ONNX Runtime) uses while this recognizer decodes (for
@@ -148,6 +151,7 @@ class StreamingRecognizer:
         search: str | None = None,
         endpoint: EndpointConfig | dict | None = None,
         max_symbols_per_frame: int | None = None,
+        word_search: dict | None = None,
         threads: int | None = 1,
         backend: str | None = "torch",
         model_dir=None,
@@ -160,7 +164,12 @@ class StreamingRecognizer:
         self.model.to(self.device)
         options = {
             "kws": {"keywords": keywords, "thresholds": thresholds},
-            "asr": {"search": search, "endpoint": endpoint, "max_symbols_per_frame": max_symbols_per_frame},
+            "asr": {
+                "search": search,
+                "endpoint": endpoint,
+                "max_symbols_per_frame": max_symbols_per_frame,
+                "word_search": word_search,
+            },
         }
         # what the streams report: keywords (a spotter's, or an ASR model's given keywords) or text
         self.task = "kws" if model.kind == "kws" or keywords is not None else "asr"

@@ -7,7 +7,8 @@ Examples:
 
 --mode streaming (the default) runs the file through a stream in --chunk-ms chunks, exactly as
 live audio: one final result per endpoint. --mode offline encodes the whole file at once and
-searches it as one utterance (beam search for the transducer, greedy for CTC).
+searches it as one utterance (beam search for the transducer, greedy for CTC, the word search
+for ctc-lm).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from .decoding import SEARCHES
 
 
 def parse_args(argv=None):
@@ -24,7 +27,11 @@ def parse_args(argv=None):
     parser.add_argument("files", nargs="+", metavar="FILE", help="sound files (any format soundfile reads)")
     parser.add_argument("--model", default="asr", help="bundled model name or model folder (default: asr)")
     parser.add_argument("--mode", choices=("streaming", "offline"), default="streaming")
-    parser.add_argument("--search", help="transducer or ctc (default: the model's)")
+    parser.add_argument(
+        "--search",
+        choices=SEARCHES,
+        help="transducer, ctc, or ctc-lm (CTC with an English lexicon and word language model); default: the model's",
+    )
     parser.add_argument("--chunk-ms", type=float, default=160, help="streaming chunk size in ms (default: 160)")
     parser.add_argument("--beam", type=int, default=4, help="offline transducer beam size (default: 4)")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, with utterances and word times")

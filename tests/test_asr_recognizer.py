@@ -18,7 +18,7 @@ from streamssm.recognizer import StreamingRecognizer
 from stream_helpers import alone_and_batched, events_of
 from asr_helpers import noise_bursts, tiny_asr_model, tiny_tokenizer
 
-SEARCHES = ["transducer", "ctc"]
+SEARCHES = ["transducer", "ctc", "ctc-lm"]
 ENDPOINT = dict(trailing_silence_s=0.4, max_utterance_s=3.0)
 
 
@@ -58,8 +58,9 @@ def test_batched_streams_equal_single_streams(model, audio, search):
         assert comparable(a) == comparable(b)
 
 
-def test_state_size_is_constant_over_a_long_stream_with_endpoints(model):
-    stream = StreamingRecognizer(model, endpoint=ENDPOINT).create_stream()
+@pytest.mark.parametrize("search", SEARCHES)
+def test_state_size_is_constant_over_a_long_stream_with_endpoints(model, search):
+    stream = StreamingRecognizer(model, search=search, endpoint=ENDPOINT).create_stream()
     size, finals = stream.state_nbytes, []
     audio = noise_bursts(40.0, seed=1)
     for start in range(0, len(audio), 4000):
@@ -86,8 +87,11 @@ def crafted_decoder(search, **endpoint):
 
 
 def feed_frames(decoder, stream, labels):
-    """Feed one frame at a time; the events of each frame."""
+    """Feed one frame at a time; the events of each frame (CTC searches take log-probabilities,
+    here with every other token far below the frame's label)."""
     frames = 3 * torch.nn.functional.one_hot(torch.tensor(labels), 32).float()
+    if decoder.head == "ctc":
+        frames = (10 * frames).log_softmax(-1)
     return [decoder.decode(frame[None, None], torch.tensor([1]), [stream])[0] for frame in frames]
 
 

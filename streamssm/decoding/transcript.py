@@ -26,7 +26,7 @@ class Transcript:
         self.frames = np.zeros(capacity, np.int64)
         self.logprobs = np.zeros(capacity, np.float32)
         self.length = 0
-        self.reported_length = 0  # characters of text in the last partial event
+        self.reported = ""  # text of the last partial event
 
     @property
     def nbytes(self) -> int:
@@ -42,7 +42,14 @@ class Transcript:
         self.length += 1
 
     def clear(self):
-        self.length = self.reported_length = 0
+        self.length, self.reported = 0, ""
+
+    def replace(self, emissions):
+        """The utterance's tokens so far are `emissions` [(token, frame, log-probability)] (a beam
+        search's best may change its mind); the last partial event stays reported."""
+        self.length = 0
+        for emission in emissions:
+            self.append(*emission)
 
     def words(self) -> list[Word]:
         starts_word = self.tokenizer.starts_word
@@ -69,10 +76,10 @@ class Transcript:
         return Event(kind, text, words[0].start, words[-1].end, score, tuple(words))
 
     def partial(self) -> Event | None:
-        """A "partial" event if the text has grown since the last one (appending tokens only adds
-        characters, though a token can add none)."""
+        """A "partial" event if the text has changed since the last one (a token can add no
+        characters)."""
         event = self.event("partial")
-        if event is None or len(event.text) <= self.reported_length:
+        if event is None or event.text == self.reported:
             return None
-        self.reported_length = len(event.text)
+        self.reported = event.text
         return event

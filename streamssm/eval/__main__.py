@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from ..decoding import SEARCHES
 from ..extras import MissingPiece
 from .sets import NAMED_SETS
 
@@ -78,8 +79,9 @@ def parse_args(argv=None):
     asr_parser.add_argument("--limit", type=int, help="evaluate only the first N utterances of each set")
     asr_parser.add_argument(
         "--search",
-        choices=("transducer", "ctc"),
-        help="streaming search (default: the model's own, in its config.json)",
+        choices=SEARCHES,
+        help="search: transducer, ctc, or ctc-lm (CTC with an English lexicon and word language model); "
+        "default: the model's own, in its config.json",
     )
     asr_parser.add_argument(
         "--backend", help="torch, onnx or onnx-int8 (default: onnx when its files are there, else torch)"

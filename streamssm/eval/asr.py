@@ -3,8 +3,8 @@
 Each utterance, followed by TAIL_S of silence past the endpoint's trailing silence (so that its
 final result comes from endpointing, as in a live stream), goes through a StreamingRecognizer:
 - streaming: fed in chunks of `chunk_ms`, as live audio;
-- offline: the same audio in one chunk. The searches are greedy and step frame by frame, so both
-  modes must give the same transcript; the report says whether they do.
+- offline: the same audio in one chunk. The searches step frame by frame, so both modes must give
+  the same transcript; the report says whether they do.
 An utterance's transcript is its final results joined. References and transcripts pass through
 Whisper's English text normaliser (whisper-normalizer) before jiwer counts the errors; a set's WER
 (CER) is its errors over its reference words (characters). Utterances whose reference has no words
@@ -205,6 +205,7 @@ def evaluate(
     report = {
         "model": model_name,
         "search": recognizer.decoding.search_name,
+        **({"word_search": recognizer.decoding.search.config.to_dict()} if recognizer.decoding.searches_words else {}),
         "backend": recognizer.backend.name,
         "modes": list(modes),
         "chunk_ms": chunk_ms,
@@ -252,8 +253,10 @@ def summary_table(report) -> str:
         if result["skipped_without_words"]:
             lines.append(f"{name}: {len(result['skipped_without_words'])} utterances without words to score skipped.")
     chunks = f"streaming in {report['chunk_ms']:g} ms chunks; " if "streaming" in report["modes"] else ""
+    options = report.get("word_search")
+    search = report["search"] + (" (" + ", ".join(f"{k} {v}" for k, v in options.items()) + ")" if options else "")
     lines.append(
-        f"Model: {report['model']}; {report['backend']} backend; {report['search']} search; {chunks}1 thread; both sides normalised "
+        f"Model: {report['model']}; {report['backend']} backend; {search} search; {chunks}1 thread; both sides normalised "
         "by Whisper's English normaliser."
     )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,288 @@
+"""CTC prefix beam search over words: a lexicon and a word language model, one frame at a time.
+
+Each hypothesis is a token prefix with two probabilities, of the audio so far ending in a blank
+(p_b) and in its last token (p_nb), as in any CTC prefix beam search. Its text is words (tokens
+that start with sentencepiece's word mark begin a new word) and the word in progress; a word
+counts when it is complete, with alpha * ln P(word | previous word) + beta from the `WordLM`, and a
+word outside the lexicon (or a word in progress that no lexicon word starts with) scores
+`oov_score` instead. Hypotheses are ranked by ln(p_b + p_nb) plus their words' scores, merged when
+their texts and last tokens agree, and cut to `beam` (and to `prune` below the best).
+
+Memory per stream is fixed: a hypothesis names its last token in a node store (token, frame,
+log-probability and parent of every token any kept hypothesis has emitted in this utterance) of
+capacity `beam` x `capacity_frames`; the search keeps at most `beam` new nodes a frame, and an
+utterance ends at the latest after `capacity_frames` frames, when the store could be full. Everything else is `beam` numbers per
+hypothesis. Frame by frame, so chunking and batching do not change the result.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import JSONConfig
+from ..tokenizer import BLANK_ID, WORD_START, Tokenizer
+from .word_lm import WordLM
+
+NONE = -1  # no node: the empty prefix
+HISTORY_MODULUS = (1 << 61) - 1  # completed words are hashed into one integer per hypothesis
+
+
+@dataclass
+class WordSearchConfig(JSONConfig):
+    """beam: hypotheses kept; alpha: weight of the language model's ln-probabilities; beta: score
+    of each word; oov_score: score of a word the lexicon lacks; bigram_weight: the word pair's
+    share in P(word | previous word) (0: unigrams only; `WordLM.logprob`); token_min_logprob:
+    tokens below it in a frame are not tried (the frame's best always is); prune: hypotheses this
+    far below the best are dropped. alpha, beta, oov_score, bigram_weight and beam were chosen on
+    development speech (benchmarks/word_search_sweep.md); token_min_logprob and prune are
+    pyctcdecode's defaults."""
+
+    beam: int = 16
+    alpha: float = 0.3
+    beta: float = 1.5
+    oov_score: float = -6.0
+    bigram_weight: float = 0.5
+    token_min_logprob: float = -5.0
+    prune: float = 10.0
+
+    def __post_init__(self):
+        if self.beam < 1 or self.prune <= 0:
+            raise ValueError(f"beam must be >= 1 and prune > 0, got beam={self.beam}, prune={self.prune}")
+        if not 0 <= self.bigram_weight <= 1:
+            raise ValueError(f"bigram_weight must be in [0, 1], got {self.bigram_weight}")
+
+
+def logaddexp(a: float, b: float) -> float:
+    """ln(e^a + e^b) of two floats (numpy's ufunc costs more on scalars)."""
+    if a < b:
+        a, b = b, a
+    return a if b == -math.inf else a + math.log1p(math.exp(b - a))
+
+
+class Hypothesis:
+    """One prefix: its probabilities, its text's state and the node of its last token."""
+
+    __slots__ = ("p_b", "p_nb", "words_score", "node", "last", "partial", "previous", "history")
+
+    def __init__(self, p_b, p_nb, words_score, node, last, partial, previous, history):
+        self.p_b, self.p_nb, self.words_score = p_b, p_nb, words_score
+        self.node, self.last, self.partial = node, last, partial  # last: its last token (blank if none)
+        self.previous, self.history = previous, history  # last complete word's id; hash of the words
+
+    def key(self):
+        return self.history, self.partial, self.last
+
+    def acoustic(self) -> float:
+        return logaddexp(self.p_b, self.p_nb)
+
+
+EMPTY = Hypothesis(0.0, -math.inf, 0.0, NONE, BLANK_ID, "", None, 0)
+
+
+class WordSearchState:
+    """One stream's search: the node store and the beam, all in fixed-size arrays."""
+
+    def __init__(self, beam: int, capacity_frames: int):
+        capacity = beam * capacity_frames
+        self.tokens = np.zeros(capacity, np.int32)
+        self.frames = np.zeros(capacity, np.int32)
+        self.logprobs = np.zeros(capacity, np.float32)
+        self.parents = np.zeros(capacity, np.int32)
+        self.length = 0  # nodes in use
+        self.frames_seen = 0  # frames of this utterance
+        self.capacity_frames = capacity_frames
+        # the beam: p_b, p_nb, words_score; node, previous word id (-1: none), words hash; partial from nodes
+        self.scores = np.zeros((beam, 3), np.float64)
+        self.links = np.zeros((beam, 3), np.int64)
+        self.word_starts = np.zeros(beam, np.int32)  # tokens of the word in progress
+        self.size = 0  # hypotheses in the beam (0: a fresh utterance)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.tokens, self.frames, self.logprobs, self.parents, self.scores, self.links, self.word_starts)
+        return sum(a.nbytes for a in arrays) + 32
+
+    @property
+    def full(self) -> bool:
+        """Whether the utterance must end: another frame might not fit."""
+        return self.frames_seen >= self.capacity_frames
+
+    def clear(self):
+        self.length = self.size = self.frames_seen = 0
+
+    def path(self, node: int) -> list[int]:
+        """The nodes from the utterance's first token to `node`."""
+        nodes = []
+        while node != NONE:
+            nodes.append(node)
+            node = int(self.parents[node])
+        return nodes[::-1]
+
+
+class WordSearch:
+    """The search over one model's tokens; streams keep their own `WordSearchState`."""
+
+    def __init__(self, tokenizer: Tokenizer, lm: WordLM, config: WordSearchConfig | None = None):
+        self.tokenizer, self.lm, self.config = tokenizer, lm, config or WordSearchConfig()
+        processor = tokenizer.processor
+        pieces = [processor.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+        self.starts_word = tokenizer.starts_word
+        # what a token adds to the word in progress (special pieces spell nothing)
+        self.spelling = ["" if p.startswith("<") and p.endswith(">") else p.removeprefix(WORD_START) for p in pieces]
+
+    def new_state(self, capacity_frames: int) -> WordSearchState:
+        """The state of a stream whose utterances last at most `capacity_frames` frames."""
+        return WordSearchState(self.config.beam, capacity_frames)
+
+    # the beam in and out of a state's arrays
+    def beam(self, state: WordSearchState) -> list[Hypothesis]:
+        if not state.size:
+            return [EMPTY]
+        beam = []
+        for row in range(state.size):
+            p_b, p_nb, words_score = state.scores[row].tolist()
+            node, previous, history = state.links[row].tolist()
+            spelled, at = [], node
+            for _ in range(int(state.word_starts[row])):
+                spelled.append(int(state.tokens[at]))
+                at = int(state.parents[at])
+            last = int(state.tokens[node]) if node != NONE else BLANK_ID
+            partial = "".join(self.spelling[t] for t in reversed(spelled))
+            beam.append(
+                Hypothesis(p_b, p_nb, words_score, node, last, partial, None if previous < 0 else previous, history)
+            )
+        return beam
+
+    def store(self, state: WordSearchState, beam: list[Hypothesis]):
+        state.size = len(beam)
+        for row, h in enumerate(beam):
+            state.scores[row] = h.p_b, h.p_nb, h.words_score
+            state.links[row] = h.node, -1 if h.previous is None else h.previous, h.history
+            state.word_starts[row] = self.partial_tokens(state, h)
+
+    def partial_tokens(self, state: WordSearchState, h: Hypothesis) -> int:
+        """How many of `h`'s last tokens spell its word in progress."""
+        count, node = 0, h.node
+        while node != NONE:
+            count += 1
+            if self.starts_word[int(state.tokens[node])]:
+                break
+            node = int(state.parents[node])
+        return count
+
+    def word_score(self, previous: int | None, word: str) -> tuple[float, int | None]:
+        """The score of a complete word after `previous`, and its id (None outside the lexicon)."""
+        word_id = self.lm.word_id(word)
+        if word_id is None:
+            return self.config.oov_score, None
+        logprob = self.lm.logprob(previous, word_id, self.config.bigram_weight)
+        return self.config.alpha * logprob + self.config.beta, word_id
+
+    def partial_score(self, partial: str) -> float:
+        return 0.0 if not partial or self.lm.is_prefix(partial) else self.config.oov_score
+
+    def rank(self, h: Hypothesis) -> float:
+        return h.acoustic() + h.words_score + self.partial_score(h.partial)
+
+    def extend(self, h: Hypothesis, token: int) -> Hypothesis:
+        """`h` followed by `token` (its node is set when the hypothesis survives the frame)."""
+        words_score, previous, history, partial = h.words_score, h.previous, h.history, h.partial
+        if self.starts_word[token]:
+            if partial:
+                score, previous = self.word_score(previous, partial)
+                words_score += score
+                history = (history * 1_000_003 + zlib.crc32(partial.encode())) % HISTORY_MODULUS
+            partial = ""
+        return Hypothesis(
+            -math.inf, -math.inf, words_score, h.node, token, partial + self.spelling[token], previous, history
+        )
+
+    def step(self, state: WordSearchState, logprobs: np.ndarray, frame: int):
+        """One frame of one stream: `logprobs` (V,) the CTC head's log-softmax. True if the frame's
+        best token is not the blank (speech, for the endpoint rules)."""
+        config, beam = self.config, self.beam(state)
+        best_token = int(logprobs.argmax())
+        tokens = set(np.flatnonzero(logprobs >= config.token_min_logprob).tolist()) | {best_token}
+        tokens.discard(BLANK_ID)
+        lp = logprobs.tolist()
+        merged: dict = {}
+        origins: dict = {}  # key -> (best contribution, hypothesis extended, token) for the node store
+
+        def add(h: Hypothesis, p_b: float, p_nb: float, origin):
+            key = h.key()
+            if key not in merged:
+                merged[key] = Hypothesis(
+                    -math.inf, -math.inf, h.words_score, h.node, h.last, h.partial, h.previous, h.history
+                )
+                origins[key] = (-math.inf, None)
+            kept = merged[key]
+            kept.p_b, kept.p_nb = logaddexp(kept.p_b, p_b), logaddexp(kept.p_nb, p_nb)
+            contribution = max(p_b, p_nb)
+            if contribution > origins[key][0]:
+                origins[key] = (contribution, origin)
+                if origin is not None:  # a new token: the text state comes from this extension
+                    kept.words_score, kept.previous, kept.history = h.words_score, h.previous, h.history
+                else:
+                    kept.node = h.node
+
+        for h in beam:
+            total = h.acoustic()
+            stay_nb = h.p_nb + lp[h.last] if h.last != BLANK_ID else -math.inf
+            add(h, total + lp[BLANK_ID], stay_nb, None)
+            for token in tokens:
+                p = (h.p_b if token == h.last else total) + lp[token]
+                add(self.extend(h, token), -math.inf, p, (h.node, token))
+
+        # best first; equals in the order they were found
+        ranked = sorted((-self.rank(h), i, key) for i, (key, h) in enumerate(merged.items()))[: config.beam]
+        worst, kept = ranked[0][0] + config.prune, []
+        for negative_rank, _, key in ranked:
+            if negative_rank > worst:
+                break
+            h = merged[key]
+            origin = origins[key][1]
+            if origin is not None:  # the best path to this text ends with a token emitted now
+                parent, token = origin
+                h.node = self.add_node(state, parent, token, frame, lp[token])
+            kept.append(h)
+        self.store(state, kept)
+        state.frames_seen += 1
+        return best_token != BLANK_ID
+
+    @staticmethod
+    def add_node(state: WordSearchState, parent: int, token: int, frame: int, logprob: float) -> int:
+        node = state.length
+        state.tokens[node], state.frames[node], state.logprobs[node], state.parents[node] = (
+            token,
+            frame,
+            logprob,
+            parent,
+        )
+        state.length += 1
+        return node
+
+    @staticmethod
+    def top_node(state: WordSearchState) -> int:
+        """The last node of the best hypothesis (by rank, its word in progress unfinished)."""
+        return int(state.links[0, 0]) if state.size else NONE
+
+    @staticmethod
+    def emissions(state: WordSearchState, node: int) -> list[tuple[int, int, float]]:
+        """(token, frame, log-probability) of the tokens up to `node`."""
+        return [(int(state.tokens[n]), int(state.frames[n]), float(state.logprobs[n])) for n in state.path(node)]
+
+    def final(self, state: WordSearchState) -> list[tuple[int, int, float]]:
+        """The emissions of the best hypothesis once its word in progress is scored as a complete
+        word (the end of the utterance)."""
+        beam = self.beam(state)
+
+        def score(h: Hypothesis) -> float:
+            if h.partial:
+                return h.acoustic() + h.words_score + self.word_score(h.previous, h.partial)[0]
+            return self.rank(h)
+
+        return self.emissions(state, max(beam, key=score).node)  # first of equals: the beam is in rank order
