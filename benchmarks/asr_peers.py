@@ -11,8 +11,8 @@ Every engine gets the same samples: each file read once, resampled to 16 kHz flo
 
 Engines (one thread each; every utterance goes through each engine in turn, so that a change in the
 load of the shared machine touches all of them alike):
-  streamssm        StreamingRecognizer of --model, decoded exactly as `python -m streamssm.eval asr`
-                   does in its streaming mode (160 ms chunks, its tail of silence after each utterance
+  streamssm        StreamingRecognizer of --model with its own search (or one engine per --searches),
+                   decoded exactly as `python -m streamssm.eval asr` does in its streaming mode (160 ms chunks, its tail of silence after each utterance
                    so that the final result comes from endpointing); skipped when no ASR model is
                    given and none is bundled
   pocketsphinx     pocketsphinx 5 Decoder() with the en-us acoustic model, LM and dictionary of its
@@ -64,6 +64,7 @@ import torch
 from machine import commit, describe  # benchmarks/machine.py
 from tqdm import tqdm
 
+from streamssm.decoding import SEARCHES
 from streamssm.audio import read_audio
 from streamssm.eval import asr
 from streamssm.models import resolve_model_dir
@@ -110,14 +111,17 @@ class StreamSSM(Engine):
 
     name, mode = "streamssm", "streaming"
 
-    def __init__(self, model: str, chunk_ms: float):
-        self.recognizer = asr.load_recognizer(model)
+    def __init__(self, model: str, chunk_ms: float, search: str | None = None):
+        self.recognizer = asr.load_recognizer(model, search)
+        if search is not None:  # one engine per search asked for
+            self.name = f"streamssm {search}"
         self.extra_audio_s = asr.tail_seconds(self.recognizer)
         self.chunk = max(1, round(SR * chunk_ms / 1000))
         model_rate = self.recognizer.model.config.features.sample_rate
         self.settings = {
             "model": model,
             "model_dir": str(resolve_model_dir(model)),
+            "search": self.recognizer.decoding.search_name,
             "chunk_ms": chunk_ms,
             "tail_silence_s": self.extra_audio_s,
             "model_sample_rate": model_rate,
@@ -288,7 +292,7 @@ def make_engines(args) -> tuple[list[Engine], dict[str, str]]:
             print(f"streamssm: skipped, {skipped['streamssm']}", file=sys.stderr)
         else:
             try:
-                engines.insert(0, StreamSSM(model, args.chunk_ms))
+                engines[:0] = [StreamSSM(model, args.chunk_ms, search) for search in args.searches or [None]]
             except ValueError as error:  # e.g. a keyword-spotting model
                 sys.exit(f"error: {error}")
     if not engines:
@@ -392,9 +396,11 @@ def markdown(report, json_name: str) -> str:
         "",
     ]
     engines = report["engines"]
-    if "streamssm" in engines:
+    ours = [name for name in engines if name.startswith("streamssm")]
+    if ours:
+        searches = ", ".join(f"{name}: {engines[name]['search']}" for name in ours)
         lines.append(
-            "- streamssm decodes as `python -m streamssm.eval asr` does in its streaming mode, each utterance "
+            f"- streamssm ({searches} search) decodes as `python -m streamssm.eval asr` does in its streaming mode, each utterance "
             "a fresh stream followed by its tail of silence (decoded within its wall time here; "
             f"{json_name} also gives its RTF over the decoded audio, the figure eval asr reports)."
         )
@@ -424,6 +430,12 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="engines to run (default: all)"
+    )
+    parser.add_argument(
+        "--searches",
+        nargs="+",
+        choices=SEARCHES,
+        help="streamssm's searches, one engine each, named 'streamssm SEARCH' (default: the model's own, 'streamssm')",
     )
     parser.add_argument(
         "--sets",

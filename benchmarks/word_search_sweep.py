@@ -56,13 +56,6 @@ def greedy_tokens(logprobs) -> list[int]:
     return [int(t) for i, t in enumerate(best) if t != BLANK_ID and (i == 0 or t != best[i - 1])]
 
 
-def search_text(model, search: WordSearch, logprobs) -> str:
-    state = search.new_state(len(logprobs))
-    for frame, row in enumerate(logprobs):
-        search.step(state, row, frame)
-    return model.tokenizer.decode([token for token, _, _ in search.final(state)])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/asr", help="model folder (default: models/asr)")
@@ -85,7 +78,9 @@ def main(argv=None):
     def evaluate(setting: dict) -> dict:
         search = WordSearch(model.tokenizer, lm, WordSearchConfig(**setting))
         wer = {
-            name: error_rates([score(text, search_text(model, search, lp)) for text, lp in pairs])["wer"]
+            name: error_rates(
+                [score(text, model.tokenizer.decode([token for token, _, _ in search.whole(lp)])) for text, lp in pairs]
+            )["wer"]
             for name, pairs in sets.items()
         }
         return {**setting, "wer": wer, "mean_wer": sum(wer.values()) / len(wer)}

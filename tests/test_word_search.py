@@ -61,13 +61,6 @@ def spelled_frames(tokenizer, text: str, misspelt: dict[int, int], vocab: int) -
     return np.log(np.array(rows) / np.sum(rows, 1, keepdims=True))
 
 
-def search_text(search: WordSearch, tokenizer, logprobs) -> str:
-    state = search.new_state(len(logprobs))
-    for frame, row in enumerate(logprobs):
-        search.step(state, row, frame)
-    return tokenizer.decode([token for token, _, _ in search.final(state)])
-
-
 def test_the_lexicon_word_beats_the_greedy_near_miss(asr):
     tokenizer = asr.tokenizer
     tokens = tokenizer.encode("fifteenth century")
@@ -76,9 +69,9 @@ def test_the_lexicon_word_beats_the_greedy_near_miss(asr):
     greedy = tokenizer.decode([int(t) for t in logprobs.argmax(1) if t != BLANK_ID])
     assert greedy != "fifteenth century"
     search = WordSearch(tokenizer, small_lm())
-    assert search_text(search, tokenizer, logprobs) == "fifteenth century"
+    assert tokenizer.decode([t for t, _, _ in search.whole(logprobs)]) == "fifteenth century"
     without_lexicon = WordSearch(tokenizer, small_lm(), WordSearchConfig(oov_score=0.0, alpha=0.0, beta=0.0))
-    assert search_text(without_lexicon, tokenizer, logprobs) == greedy
+    assert tokenizer.decode([t for t, _, _ in without_lexicon.whole(logprobs)]) == greedy
 
 
 def test_real_speech_has_fewer_word_errors_than_greedy_ctc(printing):

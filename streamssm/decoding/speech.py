@@ -126,30 +126,34 @@ class SpeechDecoding:
 
     def _decode_words(self, inputs, lengths, streams: list[SpeechStreamState]) -> list[list[Event]]:
         """`decode` for the word search: each stream on its own, frame by frame."""
-        logprobs = inputs.float().cpu().numpy()
+        logprobs, search = inputs.float().cpu().numpy(), self.search
         events = [[] for _ in streams]
         for i, (stream, length) in enumerate(zip(streams, lengths.tolist())):
+            state = stream.search
+            beam = search.unpack(state)
             for t in range(length):
-                frame = stream.frames_seen
-                speech = self.search.step(stream.search, logprobs[i, t], frame)
-                if (top := self.search.top_node(stream.search)) != stream.shown_node:
-                    stream.transcript.replace(self.search.emissions(stream.search, top))
-                    stream.shown_node = top
-                self._take_frame(stream, speech, events[i], frame_taken=True)
+                frame, stream.frames_seen = stream.frames_seen, stream.frames_seen + 1
+                beam, speech = search.advance(state, beam, logprobs[i, t], frame)
+                if beam[0].node != stream.shown_node:  # the best text has changed
+                    stream.shown_node = beam[0].node
+                    stream.transcript.replace(search.emissions(state, stream.shown_node))
+                    if partial := stream.transcript.partial():
+                        events[i].append(partial)
+                if stream.endpoint.update(frame, speech) or state.full:
+                    search.pack(state, beam)
+                    events[i] += self.flush(stream)
+                    beam = search.unpack(state)
+            search.pack(state, beam)
         return events
 
-    def _take_frame(self, stream: SpeechStreamState, emitted, events: list[Event], frame_taken=False) -> bool:
-        """One frame of one stream; True if its utterance ended here. `emitted`: the frame search's
-        tokens, or (`frame_taken`: the word search has already updated the transcript) whether
-        the frame was speech."""
+    def _take_frame(self, stream: SpeechStreamState, emitted, events: list[Event]) -> bool:
+        """One frame of one stream (the tokens a frame search emitted); True if its utterance ended here."""
         frame, stream.frames_seen = stream.frames_seen, stream.frames_seen + 1
-        if not frame_taken:
-            for token, logprob in emitted:
-                stream.transcript.append(token, frame, logprob)
-        if (emitted or frame_taken) and (partial := stream.transcript.partial()):
+        for token, logprob in emitted:
+            stream.transcript.append(token, frame, logprob)
+        if emitted and (partial := stream.transcript.partial()):
             events.append(partial)
-        ended = stream.endpoint.update(frame, bool(emitted))
-        if not (ended or frame_taken and stream.search.full):
+        if not stream.endpoint.update(frame, bool(emitted)):
             return False
         events += self.flush(stream)
         return True
@@ -157,7 +161,7 @@ class SpeechDecoding:
     def flush(self, stream: SpeechStreamState) -> list[Event]:
         """End the utterance in progress: its final event, if it has text."""
         if self.searches_words:
-            stream.transcript.replace(self.search.final(stream.search))
+            stream.transcript.replace(self.search.final(stream.search, self.search.unpack(stream.search)))
             stream.search.clear()
             stream.shown_node = NONE
         final = stream.transcript.event("final")
@@ -192,10 +196,7 @@ def decode_offline(model, audio, sample_rate: int, search: str = "transducer", b
         emissions = CTCGreedySearch(model.ctc_head).run(encoded)[0][0]
     else:
         words = WordSearch(model.tokenizer, english_lm(), model.config.word_search)
-        logprobs, state = CTCGreedySearch(model.ctc_head).prepare(encoded)[0].numpy(), words.new_state(encoded.shape[1])
-        for frame, row in enumerate(logprobs):
-            words.step(state, row, frame)
-        emissions = words.final(state)
+        emissions = words.whole(CTCGreedySearch(model.ctc_head).prepare(encoded)[0].numpy())
     geometry = model.config.features
     transcript = Transcript(model.tokenizer, max(1, len(emissions)), geometry.frame_s, geometry.frame_span_s)
     for token, frame, logprob in emissions:

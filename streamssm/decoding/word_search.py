@@ -29,6 +29,7 @@ from .word_lm import WordLM
 
 NONE = -1  # no node: the empty prefix
 HISTORY_MODULUS = (1 << 61) - 1  # completed words are hashed into one integer per hypothesis
+PREFIX_CACHE = 100_000  # word beginnings whose lexicon check is remembered
 
 
 @dataclass
@@ -72,12 +73,6 @@ class Hypothesis:
         self.p_b, self.p_nb, self.words_score = p_b, p_nb, words_score
         self.node, self.last, self.partial = node, last, partial  # last: its last token (blank if none)
         self.previous, self.history = previous, history  # last complete word's id; hash of the words
-
-    def key(self):
-        return self.history, self.partial, self.last
-
-    def acoustic(self) -> float:
-        return logaddexp(self.p_b, self.p_nb)
 
 
 EMPTY = Hypothesis(0.0, -math.inf, 0.0, NONE, BLANK_ID, "", None, 0)
@@ -124,7 +119,12 @@ class WordSearchState:
 
 
 class WordSearch:
-    """The search over one model's tokens; streams keep their own `WordSearchState`."""
+    """The search over one model's tokens; streams keep their own `WordSearchState`.
+
+    For a run of frames of one stream: `beam = unpack(state)`, then `beam, speech = advance(state,
+    beam, logprobs, frame)` per frame, then `pack(state, beam)`; `final(state, beam)` at the end of
+    an utterance, then `state.clear()`.
+    """
 
     def __init__(self, tokenizer: Tokenizer, lm: WordLM, config: WordSearchConfig | None = None):
         self.tokenizer, self.lm, self.config = tokenizer, lm, config or WordSearchConfig()
@@ -133,13 +133,14 @@ class WordSearch:
         self.starts_word = tokenizer.starts_word
         # what a token adds to the word in progress (special pieces spell nothing)
         self.spelling = ["" if p.startswith("<") and p.endswith(">") else p.removeprefix(WORD_START) for p in pieces]
+        self.prefix_scores: dict[str, float] = {}  # partial_score's answers, a bounded cache
 
     def new_state(self, capacity_frames: int) -> WordSearchState:
         """The state of a stream whose utterances last at most `capacity_frames` frames."""
         return WordSearchState(self.config.beam, capacity_frames)
 
-    # the beam in and out of a state's arrays
-    def beam(self, state: WordSearchState) -> list[Hypothesis]:
+    def unpack(self, state: WordSearchState) -> list[Hypothesis]:
+        """The beam held in `state`'s arrays."""
         if not state.size:
             return [EMPTY]
         beam = []
@@ -157,7 +158,8 @@ class WordSearch:
             )
         return beam
 
-    def store(self, state: WordSearchState, beam: list[Hypothesis]):
+    def pack(self, state: WordSearchState, beam: list[Hypothesis]):
+        """`beam` into `state`'s arrays."""
         state.size = len(beam)
         for row, h in enumerate(beam):
             state.scores[row] = h.p_b, h.p_nb, h.words_score
@@ -183,10 +185,17 @@ class WordSearch:
         return self.config.alpha * logprob + self.config.beta, word_id
 
     def partial_score(self, partial: str) -> float:
-        return 0.0 if not partial or self.lm.is_prefix(partial) else self.config.oov_score
+        score = self.prefix_scores.get(partial)
+        if score is None:
+            if len(self.prefix_scores) >= PREFIX_CACHE:
+                self.prefix_scores.clear()
+            score = self.prefix_scores[partial] = (
+                0.0 if not partial or self.lm.is_prefix(partial) else self.config.oov_score
+            )
+        return score
 
     def rank(self, h: Hypothesis) -> float:
-        return h.acoustic() + h.words_score + self.partial_score(h.partial)
+        return logaddexp(h.p_b, h.p_nb) + h.words_score + self.partial_score(h.partial)
 
     def extend(self, h: Hypothesis, token: int) -> Hypothesis:
         """`h` followed by `token` (its node is set when the hypothesis survives the frame)."""
@@ -201,57 +210,53 @@ class WordSearch:
             -math.inf, -math.inf, words_score, h.node, token, partial + self.spelling[token], previous, history
         )
 
-    def step(self, state: WordSearchState, logprobs: np.ndarray, frame: int):
-        """One frame of one stream: `logprobs` (V,) the CTC head's log-softmax. True if the frame's
-        best token is not the blank (speech, for the endpoint rules)."""
-        config, beam = self.config, self.beam(state)
+    def advance(
+        self, state: WordSearchState, beam: list[Hypothesis], logprobs: np.ndarray, frame: int
+    ) -> tuple[list[Hypothesis], bool]:
+        """One frame of one stream: `logprobs` (V,) the CTC head's log-softmax. The new beam (best
+        first; the nodes of its new tokens added to `state`), and whether the frame's best token is
+        not the blank (speech, for the endpoint rules)."""
+        config = self.config
         best_token = int(logprobs.argmax())
         tokens = set(np.flatnonzero(logprobs >= config.token_min_logprob).tolist()) | {best_token}
         tokens.discard(BLANK_ID)
         lp = logprobs.tolist()
-        merged: dict = {}
-        origins: dict = {}  # key -> (best contribution, hypothesis extended, token) for the node store
+        blank = lp[BLANK_ID]
+        merged: dict = {}  # key -> [hypothesis, its best contribution, (parent node, token) or None]
 
         def add(h: Hypothesis, p_b: float, p_nb: float, origin):
-            key = h.key()
-            if key not in merged:
-                merged[key] = Hypothesis(
-                    -math.inf, -math.inf, h.words_score, h.node, h.last, h.partial, h.previous, h.history
-                )
-                origins[key] = (-math.inf, None)
-            kept = merged[key]
+            key = (h.history, h.partial, h.last)
+            entry = merged.get(key)
+            if entry is None:
+                kept = Hypothesis(p_b, p_nb, h.words_score, h.node, h.last, h.partial, h.previous, h.history)
+                merged[key] = [kept, max(p_b, p_nb), origin]
+                return
+            kept = entry[0]
             kept.p_b, kept.p_nb = logaddexp(kept.p_b, p_b), logaddexp(kept.p_nb, p_nb)
-            contribution = max(p_b, p_nb)
-            if contribution > origins[key][0]:
-                origins[key] = (contribution, origin)
-                if origin is not None:  # a new token: the text state comes from this extension
-                    kept.words_score, kept.previous, kept.history = h.words_score, h.previous, h.history
-                else:
+            if max(p_b, p_nb) > entry[1]:  # the likelier path to this text names its last token
+                entry[1], entry[2] = max(p_b, p_nb), origin
+                if origin is None:
                     kept.node = h.node
 
         for h in beam:
-            total = h.acoustic()
-            stay_nb = h.p_nb + lp[h.last] if h.last != BLANK_ID else -math.inf
-            add(h, total + lp[BLANK_ID], stay_nb, None)
+            total = logaddexp(h.p_b, h.p_nb)
+            add(h, total + blank, h.p_nb + lp[h.last] if h.last != BLANK_ID else -math.inf, None)
             for token in tokens:
                 p = (h.p_b if token == h.last else total) + lp[token]
                 add(self.extend(h, token), -math.inf, p, (h.node, token))
 
         # best first; equals in the order they were found
-        ranked = sorted((-self.rank(h), i, key) for i, (key, h) in enumerate(merged.items()))[: config.beam]
+        ranked = sorted((-self.rank(entry[0]), i, key) for i, (key, entry) in enumerate(merged.items()))
         worst, kept = ranked[0][0] + config.prune, []
-        for negative_rank, _, key in ranked:
+        for negative_rank, _, key in ranked[: config.beam]:
             if negative_rank > worst:
                 break
-            h = merged[key]
-            origin = origins[key][1]
-            if origin is not None:  # the best path to this text ends with a token emitted now
-                parent, token = origin
-                h.node = self.add_node(state, parent, token, frame, lp[token])
+            h, _, origin = merged[key]
+            if origin is not None:  # the likelier path ends with a token emitted now
+                h.node = self.add_node(state, *origin, frame, lp[origin[1]])
             kept.append(h)
-        self.store(state, kept)
         state.frames_seen += 1
-        return best_token != BLANK_ID
+        return kept, best_token != BLANK_ID
 
     @staticmethod
     def add_node(state: WordSearchState, parent: int, token: int, frame: int, logprob: float) -> int:
@@ -266,23 +271,25 @@ class WordSearch:
         return node
 
     @staticmethod
-    def top_node(state: WordSearchState) -> int:
-        """The last node of the best hypothesis (by rank, its word in progress unfinished)."""
-        return int(state.links[0, 0]) if state.size else NONE
-
-    @staticmethod
     def emissions(state: WordSearchState, node: int) -> list[tuple[int, int, float]]:
         """(token, frame, log-probability) of the tokens up to `node`."""
         return [(int(state.tokens[n]), int(state.frames[n]), float(state.logprobs[n])) for n in state.path(node)]
 
-    def final(self, state: WordSearchState) -> list[tuple[int, int, float]]:
+    def final(self, state: WordSearchState, beam: list[Hypothesis]) -> list[tuple[int, int, float]]:
         """The emissions of the best hypothesis once its word in progress is scored as a complete
         word (the end of the utterance)."""
-        beam = self.beam(state)
 
         def score(h: Hypothesis) -> float:
             if h.partial:
-                return h.acoustic() + h.words_score + self.word_score(h.previous, h.partial)[0]
+                return logaddexp(h.p_b, h.p_nb) + h.words_score + self.word_score(h.previous, h.partial)[0]
             return self.rank(h)
 
-        return self.emissions(state, max(beam, key=score).node)  # first of equals: the beam is in rank order
+        return self.emissions(state, max(beam, key=score).node)  # first of equals: the beam is best first
+
+    def whole(self, logprobs: np.ndarray) -> list[tuple[int, int, float]]:
+        """The emissions of one whole utterance's log-probabilities (T, V)."""
+        state = self.new_state(max(1, len(logprobs)))
+        beam = self.unpack(state)
+        for frame, row in enumerate(logprobs):
+            beam, _ = self.advance(state, beam, row, frame)
+        return self.final(state, beam)
