@@ -35,7 +35,7 @@ from streamssm.tokenizer import BLANK_ID
 
 HERE = Path(__file__).resolve().parent
 WEIGHTS = {"alpha": (0.15, 0.3, 0.5, 0.8), "beta": (0.5, 1.0, 1.5, 2.0, 2.5), "oov_score": (-10.0, -6.0, -3.0)}
-AT_BEST = {"bigram_weight": (0.0, 0.5, 0.8, 1.0), "beam": (16, 32)}
+AT_BEST = {"bigram_weight": (0.0, 0.5, 0.8, 0.9), "beam": (8, 16, 32)}
 
 
 def grid(values: dict) -> list[dict]:

@@ -114,6 +114,8 @@ def test_option_errors(asr):
         SpeechDecoding(asr, search="lm")
     with pytest.raises(ValueError, match="word_search options are for search='ctc-lm'"):
         SpeechDecoding(asr, search="ctc", word_search={"beam": 4})
+    with pytest.raises(ValueError, match=r"bigram_weight must be in \[0, 1\)"):
+        SpeechDecoding(asr, search="ctc-lm", word_search={"bigram_weight": 1.0})
     with pytest.raises(ValueError, match="beam must be >= 1"):
         SpeechDecoding(asr, search="ctc-lm", word_search={"beam": 0})
     with pytest.raises(ValueError, match=r"unknown word_search option\(s\) \['width'\]"):

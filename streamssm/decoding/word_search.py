@@ -53,8 +53,8 @@ class WordSearchConfig(JSONConfig):
     def __post_init__(self):
         if self.beam < 1 or self.prune <= 0:
             raise ValueError(f"beam must be >= 1 and prune > 0, got beam={self.beam}, prune={self.prune}")
-        if not 0 <= self.bigram_weight <= 1:
-            raise ValueError(f"bigram_weight must be in [0, 1], got {self.bigram_weight}")
+        if not 0 <= self.bigram_weight < 1:  # 1 would give unlisted word pairs no probability at all
+            raise ValueError(f"bigram_weight must be in [0, 1), got {self.bigram_weight}")
 
 
 def logaddexp(a: float, b: float) -> float:
