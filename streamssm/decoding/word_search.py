@@ -46,7 +46,7 @@ class WordSearchConfig(JSONConfig):
     alpha: float = 0.3
     beta: float = 1.5
     oov_score: float = -6.0
-    bigram_weight: float = 0.5
+    bigram_weight: float = 0.9
     token_min_logprob: float = -5.0
     prune: float = 10.0
 
