@@ -5,9 +5,9 @@
     lm.word_id("century")              # its id, or None outside the lexicon
     lm.logprob(lm.word_id("fifteenth"), lm.word_id("century"), 0.5)   # ln P(century | fifteenth)
 
-The English counts are the data files of the `symspellpy` package (MIT): 82,765 words with their
-Google Books Ngram counts (kept where they are also in SCOWL's word lists) and the 243,342 most
-frequent word pairs. Only the files are read, not the package's code. The pair counts come on
+The English counts are the data files of the `symspellpy` package (MIT): SymSpell's list of 82,765
+words with their Google Books Ngram counts (CC BY 3.0; words also in SCOWL's lists) and its
+243,342 word-pair counts. Only the files are read, not the package's code. The pair counts come on
 another scale than the word counts, so a pair's probability is its share of the listed pairs that
 start with the same word, interpolated with the word's own probability by a weight lambda:
 P(w | v) = lambda * c(v w) / c(v .) + (1 - lambda) * P(w). A sentence's first word (v = None) and
