@@ -16,7 +16,9 @@ class Word:
 class Event:
     """kind: "keyword" | "partial" | "final"; times in seconds from the start of the stream.
 
-    `words` (speech recognition only) holds the words of `text` with their times.
+    `words` (speech recognition only) holds the words of `text` with their times, and `stable`
+    how many of them, from the first, no later event of the same utterance changes (all of a
+    final's; a partial's last word may still grow, and a word search may still revise more).
     """
 
     kind: str
@@ -25,12 +27,13 @@ class Event:
     end: float
     score: float
     words: tuple[Word, ...] = ()
+    stable: int = 0
 
     def to_dict(self) -> dict:
-        """The fields as a dict; "words" only when there are words."""
+        """The fields as a dict; "words" and "stable" only when there are words."""
         values = asdict(self)
         if self.words:
             values["words"] = list(values["words"])
         else:
-            del values["words"]
+            del values["words"], values["stable"]
         return values

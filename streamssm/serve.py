@@ -9,7 +9,8 @@ One WebSocket connection is one audio stream. The protocol:
   2. Then binary messages of raw mono PCM in that format, of any size.
   3. The server sends one JSON text message per event:
        {"type": "keyword" | "partial" | "final", "text": ..., "start": s, "end": s, "score": ...,
-        "words": [[word, start, end], ...]}                 (times in seconds of this stream)
+        "words": [[word, start, end], ...], "stable": n}    (times in seconds of this stream; the
+                                                            first n words stay in later events)
   4. The client sends the text message {"eof": true}: the server flushes the stream, sends the
      last events, then {"type": "eof"}, and closes the connection (code 1000).
 Bad input ends that connection only: the server sends {"type": "error", "message": ...} and closes
@@ -110,6 +111,7 @@ def event_message(event) -> str:
             "end": event.end,
             "score": event.score,
             "words": [[w.text, w.start, w.end] for w in event.words],
+            "stable": event.stable,
         }
     )
 

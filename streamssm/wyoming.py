@@ -140,13 +140,15 @@ class Handler(AsyncEventHandler):
             await self.write_event(NotDetected().event())
 
     async def _send_text(self, session) -> None:
-        finals, partial_text, sent = [], "", ""
+        """Transcript chunks of the stable words only (a word search may revise the rest), so
+        that the chunks add up to the transcript."""
+        finals, sent = [], ""
         while (events := await session.events()) is not END:
             for event in events:
                 if event.kind == "final":
                     finals.append(event.text)
-                partial_text = event.text if event.kind == "partial" else ""
-                text = " ".join(finals + [partial_text]).strip()
+                stable = [w.text for w in event.words[: event.stable]] if event.kind == "partial" else []
+                text = " ".join(finals + stable)
                 if text.startswith(sent) and text != sent:
                     await self.write_event(TranscriptChunk(text=text[len(sent) :]).event())
                     sent = text

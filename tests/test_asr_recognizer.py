@@ -138,14 +138,18 @@ def test_transcript_words_times_and_partials():
     assert transcript.partial() is None and transcript.event("final") is None
     for token, frame in zip(tokenizer.encode("the fox"), [3, 4, 9, 9, 10]):
         transcript.append(token, frame, -0.1)
-    assert transcript.partial().words == (Word("the", 0.12, 0.215), Word("fox", 0.36, 0.455))
-    word_mark = tokenizer.processor.piece_to_id("\u2581")  # a lone word boundary adds no text
+    partial = transcript.partial()
+    assert partial.words == (Word("the", 0.12, 0.215), Word("fox", 0.36, 0.455))
+    assert partial.stable == 1  # "fox" may still grow
+    word_mark = tokenizer.processor.piece_to_id("\u2581")  # a lone word boundary adds no text...
+    transcript.append(word_mark, 11, -0.1)
+    partial = transcript.partial()
+    assert partial.text == "the fox" and partial.stable == 2  # ...but ends "fox"
     transcript.append(word_mark, 11, -0.1)
     assert transcript.partial() is None
     transcript.append(tokenizer.encode("s")[-1], 11, -0.1)
     final = transcript.event("final")
     assert final.text == "the fox s" and final.score == pytest.approx(np.exp(-0.1))
-    transcript.append(word_mark, 12, -0.1)
     with pytest.raises(RuntimeError, match="transcript full"):
         transcript.append(word_mark, 12, -0.1)
     transcript.clear()

@@ -54,8 +54,8 @@ class SpeechDecoding:
 
     search: "transducer" (greedy), "ctc" (greedy) or "ctc-lm" (the CTC head's output searched for
     words of an English lexicon with a word language model, `word_search`; its partial text may
-    change its mind); endpoint: EndpointConfig or a dict of its fields (trailing_silence_s,
-    max_utterance_s); max_symbols_per_frame: the transducer's limit per frame; word_search:
+    change its mind, except its events' `stable` words); endpoint: EndpointConfig or a dict of its
+    fields (trailing_silence_s, max_utterance_s); max_symbols_per_frame: the transducer's limit per frame; word_search:
     WordSearchConfig, or a dict of the fields that differ from the model's, for "ctc-lm". None
     takes the model's config.
     """
@@ -136,7 +136,8 @@ class SpeechDecoding:
                 beam, speech = search.advance(state, beam, logprobs[i, t], frame)
                 if beam[0].node != stream.shown_node:  # the best text has changed
                     stream.shown_node = beam[0].node
-                    stream.transcript.replace(search.emissions(state, stream.shown_node))
+                    emissions = search.emissions(state, stream.shown_node)
+                    stream.transcript.replace(emissions, search.settled(state, beam))
                     if partial := stream.transcript.partial():
                         events[i].append(partial)
                 if stream.endpoint.update(frame, speech) or state.full:
@@ -161,7 +162,8 @@ class SpeechDecoding:
     def flush(self, stream: SpeechStreamState) -> list[Event]:
         """End the utterance in progress: its final event, if it has text."""
         if self.searches_words:
-            stream.transcript.replace(self.search.final(stream.search, self.search.unpack(stream.search)))
+            emissions = self.search.final(stream.search, self.search.unpack(stream.search))
+            stream.transcript.replace(emissions, len(emissions))
             stream.search.clear()
             stream.shown_node = NONE
         final = stream.transcript.event("final")

@@ -26,7 +26,8 @@ class Transcript:
         self.frames = np.zeros(capacity, np.int64)
         self.logprobs = np.zeros(capacity, np.float32)
         self.length = 0
-        self.reported = ""  # text of the last partial event
+        self.settled = 0  # leading tokens that stay in the utterance whatever comes next
+        self.reported = ("", 0)  # text and stable words of the last partial event
 
     @property
     def nbytes(self) -> int:
@@ -40,46 +41,52 @@ class Transcript:
             raise RuntimeError(f"transcript full ({self.tokens.size} tokens): the utterance should have been ended")
         self.tokens[self.length], self.frames[self.length], self.logprobs[self.length] = token, frame, logprob
         self.length += 1
+        self.settled = self.length  # a greedy search never takes a token back
 
     def clear(self):
-        self.length, self.reported = 0, ""
+        self.length, self.settled, self.reported = 0, 0, ("", 0)
 
-    def replace(self, emissions):
+    def replace(self, emissions, settled: int):
         """The utterance's tokens so far are `emissions` [(token, frame, log-probability)] (a beam
-        search's best may change its mind); the last partial event stays reported."""
+        search's best may change its mind), of which the first `settled` stay whatever comes next;
+        the last partial event stays reported."""
         self.length = 0
         for emission in emissions:
             self.append(*emission)
+        self.settled = settled
 
-    def words(self) -> list[Word]:
+    def word_spans(self) -> list[tuple[int, int, str]]:
+        """(first token, end token, text) of each word."""
         starts_word = self.tokenizer.starts_word
         bounds = [i for i in range(self.length) if i == 0 or starts_word[self.tokens[i]]] + [self.length]
-        words = []
-        for first, end in zip(bounds, bounds[1:]):
-            text = self.tokenizer.decode(self.tokens[first:end])
-            if text:
-                start = self.frames[first] * self.frame_s
-                stop = self.frames[end - 1] * self.frame_s + self.frame_span_s
-                words.append(Word(text, round(float(start), 3), round(float(stop), 3)))
-        return words
+        spans = [(first, end, self.tokenizer.decode(self.tokens[first:end])) for first, end in zip(bounds, bounds[1:])]
+        return [span for span in spans if span[2]]
+
+    def word(self, first: int, end: int, text: str) -> Word:
+        start = self.frames[first] * self.frame_s
+        stop = self.frames[end - 1] * self.frame_s + self.frame_span_s
+        return Word(text, round(float(start), 3), round(float(stop), 3))
 
     def event(self, kind: str) -> Event | None:
         """A "partial" or "final" event of the text so far (None while it has no words).
 
-        The score is the geometric mean of the emitted tokens' probabilities.
+        The score is the geometric mean of the emitted tokens' probabilities. A partial's word is
+        stable once the token after it (which starts the next word) is settled.
         """
-        words = self.words()
-        if not words:
+        spans = self.word_spans()
+        if not spans:
             return None
+        words = tuple(self.word(*span) for span in spans)
+        stable = len(words) if kind == "final" else sum(end < self.settled for _, end, _ in spans)
         score = math.exp(float(self.logprobs[: self.length].astype(np.float64).mean()))
         text = " ".join(w.text for w in words)
-        return Event(kind, text, words[0].start, words[-1].end, score, tuple(words))
+        return Event(kind, text, words[0].start, words[-1].end, score, words, stable)
 
     def partial(self) -> Event | None:
-        """A "partial" event if the text has changed since the last one (a token can add no
-        characters)."""
+        """A "partial" event if the text or its stable words have changed since the last one (a
+        token can add no characters)."""
         event = self.event("partial")
-        if event is None or event.text == self.reported:
+        if event is None or (event.text, event.stable) == self.reported:
             return None
-        self.reported = event.text
+        self.reported = event.text, event.stable
         return event

@@ -275,6 +275,20 @@ class WordSearch:
         """(token, frame, log-probability) of the tokens up to `node`."""
         return [(int(state.tokens[n]), int(state.frames[n]), float(state.logprobs[n])) for n in state.path(node)]
 
+    @staticmethod
+    def settled(state: WordSearchState, beam: list[Hypothesis]) -> int:
+        """How many leading tokens every hypothesis shares: these stay in the utterance, since
+        every later hypothesis extends one in the beam now."""
+        common = beam[0].node
+        for h in beam[1:]:
+            other = h.node
+            while common != other:  # a parent is stored before its children: climb the later one
+                if common > other:
+                    common = int(state.parents[common])
+                else:
+                    other = int(state.parents[other])
+        return len(state.path(common))
+
     def final(self, state: WordSearchState, beam: list[Hypothesis]) -> list[tuple[int, int, float]]:
         """The emissions of the best hypothesis once its word in progress is scored as a complete
         word (the end of the utterance)."""
