@@ -1,5 +1,8 @@
 """The page of python -m streamssm.serve in a real headless Chromium (Debian's package, driven by
-Playwright): a held-out real recording played as the fake microphone shows up as its keyword."""
+Playwright): a held-out real recording played as the fake microphone shows up as its keyword, and
+a real sentence as text."""
+
+import contextlib
 
 import os
 import shutil
@@ -8,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from serve_helpers import alexa, kws_recognizer, running  # noqa: F401 (fixtures)
+from serve_helpers import alexa, kws_recognizer, running, sentence  # noqa: F401 (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 # headless, offline and quiet (this machine reaches no network), a fake microphone playing a file
@@ -38,10 +41,12 @@ def chromium():
     return pytest.importorskip("playwright.sync_api")
 
 
-def test_page_shows_the_keyword_heard_by_the_browser_microphone(chromium, alexa, tmp_path):
-    microphone = tmp_path / "alexa.wav"
-    soundfile.write(microphone, np.concatenate([alexa, np.zeros(16000, np.float32)]), 16000, subtype="PCM_16")
-    with running("streamssm.serve", "--model", "kws", "--port", "0") as line, chromium.sync_playwright() as driver:
+@contextlib.contextmanager
+def page_listening(chromium, model: str, audio, tmp_path):
+    """The page of a server of `model`, started, with `audio` (then 1 s of silence) as its microphone."""
+    microphone = tmp_path / "microphone.wav"
+    soundfile.write(microphone, np.concatenate([audio, np.zeros(16000, np.float32)]), 16000, subtype="PCM_16")
+    with running("streamssm.serve", "--model", model, "--port", "0") as line, chromium.sync_playwright() as driver:
         url = line.split(" on ")[1].split()[0]
         browser = driver.chromium.launch_persistent_context(
             tmp_path / "profile",
@@ -52,14 +57,23 @@ def test_page_shows_the_keyword_heard_by_the_browser_microphone(chromium, alexa,
         try:
             page = browser.new_page()
             page.goto(url)
-            chromium.expect(page.locator("#model")).to_have_text("kws", timeout=TIMEOUT_MS)
+            chromium.expect(page.locator("#model")).to_have_text(model, timeout=TIMEOUT_MS)
             page.click("#start")
             chromium.expect(page.locator("#status")).to_contain_text("listening", timeout=TIMEOUT_MS)
-            first = page.locator("li.keyword").first
-            chromium.expect(first).to_contain_text("alexa", timeout=TIMEOUT_MS)
+            yield page
             page.click("#stop")
             chromium.expect(page.locator("#status")).to_contain_text("end of stream", timeout=TIMEOUT_MS)
-            heard = page.locator("li.keyword").all_inner_texts()
         finally:
             browser.close()
+
+
+def test_page_shows_the_keyword_heard_by_the_browser_microphone(chromium, alexa, tmp_path):
+    with page_listening(chromium, "kws", alexa, tmp_path) as page:
+        chromium.expect(page.locator("li.keyword").first).to_contain_text("alexa", timeout=TIMEOUT_MS)
+        heard = page.locator("li.keyword").all_inner_texts()
     assert heard and all(text.startswith("alexa at") for text in heard), heard
+
+
+def test_page_shows_the_text_heard_by_the_browser_microphone(chromium, sentence, tmp_path):
+    with page_listening(chromium, "asr", sentence, tmp_path) as page:
+        chromium.expect(page.locator("p.final").first).to_contain_text("invention", timeout=TIMEOUT_MS)
