@@ -5,8 +5,9 @@ Built on the `wyoming` package's own server and event classes. What it serves de
     only these) -> audio-start, audio-chunk... -> a detection (name, timestamp in ms) for each
     keyword heard; at audio-stop, not-detected if none was.
   speech model (asr): describe -> info lists one ASR program that streams transcripts. transcribe
-    -> audio-start (answered by transcript-start), audio-chunk... (transcript-chunk with the text
-    added as it grows) -> audio-stop: transcript (the whole text), then transcript-stop.
+    -> audio-start (answered by transcript-start), audio-chunk... (transcript-chunk with each word
+    once it is stable: no later text takes it back, so the chunks add up to the transcript)
+    -> audio-stop: transcript (the whole text), then transcript-stop.
 Audio chunks of any rate, sample width (8, 16, 24, 32 bit) and channel count go through the
 engine's own front end (channels averaged, resampled). Many clients are decoded together as in
 `streamssm.serve` (the same batching and queue options). Bad input (a rate change within a
