@@ -3,7 +3,6 @@ Playwright): a held-out real recording played as the fake microphone shows up as
 a real sentence as text."""
 
 import contextlib
-
 import os
 import shutil
 

@@ -55,9 +55,9 @@ class SpeechDecoding:
     search: "transducer" (greedy), "ctc" (greedy) or "ctc-lm" (the CTC head's output searched for
     words of an English lexicon with a word language model, `word_search`; its partial text may
     change its mind, except its events' `stable` words); endpoint: EndpointConfig or a dict of its
-    fields (trailing_silence_s, max_utterance_s); max_symbols_per_frame: the transducer's limit per frame; word_search:
-    WordSearchConfig, or a dict of the fields that differ from the model's, for "ctc-lm". None
-    takes the model's config.
+    fields (trailing_silence_s, max_utterance_s); max_symbols_per_frame: the transducer's limit per
+    frame; word_search: WordSearchConfig, or a dict of the fields that differ from the model's, for
+    "ctc-lm". None takes the model's config.
     """
 
     edge_silence_s = 0.0  # no silence is added before or after a stream
