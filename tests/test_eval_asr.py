@@ -44,8 +44,20 @@ def test_scores():
 def test_speech_span_finds_the_loud_part():
     rng = np.random.default_rng(0)
     audio = np.concatenate([np.zeros(RATE // 2), 0.1 * rng.standard_normal(RATE), np.zeros(RATE // 2)])
-    assert asr.speech_span(audio.astype(np.float32), RATE) == (0.5, 1.5)
+    half_window = asr.SPAN_WINDOW // 2 * asr.FRAME_S  # a sharp edge shows half a window early and late
+    assert asr.speech_span(audio.astype(np.float32), RATE) == (0.5 - half_window, 1.5 + half_window)
     assert asr.speech_span(np.zeros(RATE, np.float32), RATE) is None
+
+
+def test_speech_span_skips_a_click_in_noise():
+    """A 10 ms click in a noisy lead-in is not the start of speech (VCTK's recordings have them)."""
+    rng = np.random.default_rng(1)
+    audio = 0.003 * rng.standard_normal(3 * RATE)
+    audio[RATE // 4 : RATE // 4 + RATE // 100] += 0.012 * rng.standard_normal(RATE // 100)  # the click, at 0.25 s
+    audio[RATE : 2 * RATE] += 0.1 * rng.standard_normal(RATE)  # speech from 1 s to 2 s
+    start, end = asr.speech_span(audio.astype(np.float32), RATE)
+    assert 0.95 <= start <= 1.0 and 2.0 <= end <= 2.05
+    assert asr.speech_span(audio.astype(np.float32), RATE, window=1)[0] == 0.25  # single frames take the click
 
 
 def test_report_of_a_tiny_model(manifest, tmp_path):

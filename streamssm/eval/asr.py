@@ -35,6 +35,7 @@ from .sets import speech_set
 MODES = ("streaming", "offline")
 TAIL_S = 2.0  # silence after the endpoint's trailing silence, for a late final
 FRAME_S = 0.01  # frames of the speech-span energy rule
+SPAN_WINDOW = 5  # frames whose mean power is a frame's level in that rule (50 ms)
 
 jiwer = require("jiwer")
 _english = require("whisper_normalizer.english").EnglishTextNormalizer()
@@ -67,15 +68,21 @@ def error_rates(scores: list[dict]) -> dict:
     return {"wer": word_errors / max(words, 1), "cer": sum(s["char_errors"] for s in scores) / max(chars, 1)}
 
 
-def speech_span(audio: np.ndarray, rate: int, below_peak_db: float = 35.0, above_floor_db: float = 10.0):
-    """(start, end) of speech in seconds, or None if there is none. Energy rule: speech runs from the
-    first to the last 10 ms frame whose level is within `below_peak_db` of the loudest frame and at
-    least `above_floor_db` above the noise floor (the 10th percentile of the frame levels)."""
+def speech_span(
+    audio: np.ndarray, rate: int, below_peak_db: float = 35.0, above_floor_db: float = 10.0, window: int = SPAN_WINDOW
+):
+    """(start, end) of speech in seconds, or None if there is none. Energy rule: the level of each
+    10 ms frame is the mean power of the `window` frames around it; speech runs from the first to the
+    last frame whose level is within `below_peak_db` of the loudest and at least `above_floor_db`
+    above the noise floor (the 10th percentile of the levels). A window rather than single frames,
+    so that a click or a breath in a noisy recording does not count as speech (checked against a
+    teacher's word times: benchmarks/speech_span.md)."""
     size = round(rate * FRAME_S)
     frames = audio[: len(audio) // size * size].reshape(-1, size).astype(np.float64)
     if not len(frames):
         return None
-    level = 10 * np.log10((frames**2).mean(1) + 1e-12)
+    power = np.convolve((frames**2).mean(1), np.ones(window) / window, mode="same")
+    level = 10 * np.log10(power + 1e-12)
     loud = np.flatnonzero(level >= max(level.max() - below_peak_db, np.percentile(level, 10) + above_floor_db))
     return (round(loud[0] * FRAME_S, 3), round((loud[-1] + 1) * FRAME_S, 3)) if len(loud) else None
 
