@@ -19,8 +19,10 @@ teacher (Whisper tiny.en) while it learns the text:
 The decoder, joiner and CTC head of every arm come from the aligned student (--student), so the
 arms differ in the encoder alone; the alignment's own compute is in the student's compute.json.
 Each model is evaluated streaming (160 ms chunks, greedy transducer) on --sets. A finished arm (its
-model and evaluation in OUT) is not run again, and an interrupted one resumes from its checkpoint,
-so the command can be repeated until it completes. Writes OUT/asr_ablation.md and .json.
+evaluation, OUT/ARM/eval/report.json, with its run's compute.json and log.jsonl) is not run again,
+and an interrupted one resumes from its checkpoint, so the command can be repeated until it
+completes; an arm's results, without its model, are enough to restore it in a new OUT. Writes
+asr_ablation.md and .json into --report.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def arm_settings(arm: str, args, out: Path) -> dict:
 def run_arm(arm: str, args) -> dict:
     out = args.out / arm
     model, evaluation = out / "model", out / "eval"
-    if not (model / "config.json").exists():
+    if not (evaluation / "report.json").exists() and not (model / "config.json").exists():
         settings = [f"{key}={json.dumps(value)}" for key, value in arm_settings(arm, args, out).items()]
         command = [sys.executable, "-m", "streamssm.train", "asr", "--config", str(BASE_CONFIG)]
         subprocess.run([*command, *(a for s in settings for a in ("--set", s))], check=True, cwd=ROOT)
