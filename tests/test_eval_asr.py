@@ -1,5 +1,6 @@
-"""python -m streamssm.eval asr: scoring after normalisation, the speech-span rule, the report of a
-tiny random model over a tiny manifest (streaming and offline agree), bad input, the named sets."""
+"""python -m streamssm.eval asr: scoring after normalisation, the speech-span rule, when the text
+settles, the report of a tiny random model over a tiny manifest (streaming and offline agree), bad
+input, the named sets."""
 
 import json
 
@@ -9,6 +10,7 @@ import soundfile
 
 from streamssm.eval import __main__ as eval_cli
 from streamssm.eval import asr
+from streamssm.events import Event
 from streamssm.eval.sets import ASTERISK_SOUNDS, LIBRIVOX, asterisk_prompts, librivox_utterances, speech_set
 from streamssm.models import save_model
 from streamssm.recognizer import StreamingRecognizer
@@ -60,6 +62,18 @@ def test_speech_span_skips_a_click_in_noise():
     assert asr.speech_span(audio.astype(np.float32), RATE, window=1)[0] == 0.25  # single frames take the click
 
 
+def test_text_settles_at_its_last_change():
+    """Partials that only mark words stable, and a final equal to its last partial, change nothing;
+    a final that revises its partial does, and so does the next utterance's first partial."""
+    event = lambda kind, text, stable=0: Event(kind, text, 0.0, 0.0, 1.0, stable=stable)
+    one = [(0.5, event("partial", "the")), (0.9, event("partial", "the cat")), (1.1, event("partial", "the cat", 2))]
+    assert asr.last_text_change([*one, (1.8, event("final", "the cat", 2))]) == 0.9
+    assert asr.last_text_change([*one, (1.8, event("final", "the cap", 2))]) == 1.8
+    two = [(1.8, event("final", "the cat", 2)), (2.4, event("partial", "sat")), (3.0, event("final", "sat", 1))]
+    assert asr.last_text_change([*one, *two]) == 2.4
+    assert asr.last_text_change([]) is None
+
+
 def test_report_of_a_tiny_model(manifest, tmp_path):
     recognizer = StreamingRecognizer(tiny_asr_model(), endpoint={"trailing_silence_s": 0.4, "max_utterance_s": 3.0})
     sets = asr.load_sets([str(manifest)])
@@ -72,7 +86,7 @@ def test_report_of_a_tiny_model(manifest, tmp_path):
     assert result["utterances"] == 2 and result["hours"] == pytest.approx(6.5 / 3600)
     for mode in asr.MODES:
         assert set(result[mode]) >= {"wer", "cer", "rtf"} and result[mode]["rtf"] > 0
-    assert {"median_first_partial_latency_s", "median_final_latency_s"} <= set(result["streaming"])
+    assert {f"median_{latency}" for latency in asr.STREAMING_LATENCIES} <= set(result["streaming"])
     rows = result["rows"]
     assert [r["reference"] for r in rows] == TEXTS[:2] and [r["duration"] for r in rows] == [2.5, 4.0]
     for row in rows:
@@ -82,8 +96,7 @@ def test_report_of_a_tiny_model(manifest, tmp_path):
             "substitutions",
             "deletions",
             "insertions",
-            "first_partial_latency_s",
-            "final_latency_s",
+            *asr.STREAMING_LATENCIES,
         }
         assert row["streaming"]["hypothesis"] and row["streaming"]["hypothesis"] == row["offline"]["hypothesis"]
     assert report["modes_agree"] and result["modes_agree"]

@@ -10,8 +10,11 @@ Whisper's English text normaliser (whisper-normalizer) before jiwer counts the e
 (CER) is its errors over its reference words (characters). Utterances whose reference has no words
 once normalised (tones, silence) are skipped and listed.
 Streaming latencies, in audio time: first partial = end of the chunk that returned the first
-partial event minus the start of speech; final = end of the chunk that returned the last final
-event minus the end of speech; speech start and end come from `speech_span`. RTF = decoding wall
+partial event minus the start of speech; text settled = end of the chunk that returned the last
+change of the text shown (a partial with new text, or a final that differs from the partial before
+it) minus the end of speech: how far the text trails the audio when the speaker stops; final = end
+of the chunk that returned the last final event minus the end of speech (it includes the endpoint's
+trailing silence); speech start and end come from `speech_span`. RTF = decoding wall
 time over the decoded audio's duration, on one thread.
 """
 
@@ -33,6 +36,7 @@ from ..recognizer import StreamingRecognizer
 from .sets import speech_set
 
 MODES = ("streaming", "offline")
+STREAMING_LATENCIES = ("first_partial_latency_s", "text_settled_latency_s", "final_latency_s")
 TAIL_S = 2.0  # silence after the endpoint's trailing silence, for a late final
 FRAME_S = 0.01  # frames of the speech-span energy rule
 SPAN_WINDOW = 5  # frames whose mean power is a frame's level in that rule (50 ms)
@@ -94,6 +98,7 @@ class Decoded:
     text: str  # the final results joined
     seconds: float  # wall time of decoding
     first_partial_at: float | None  # end of the chunk that returned the first partial
+    text_settled_at: float | None  # end of the chunk that returned the last change of the text shown
     last_final_at: float | None  # end of the chunk that returned the last final
 
 
@@ -112,8 +117,20 @@ def decode(recognizer: StreamingRecognizer, audio: np.ndarray, rate: int, chunk_
         " ".join(e.text for _, e in finals),
         seconds,
         partials[0] if partials else None,
+        last_text_change(returned),
         finals[-1][0] if finals else None,
     )
+
+
+def last_text_change(returned) -> float | None:
+    """The time of the last (time, event) pair that changed the text shown: a partial whose text
+    differs from the one before it in its utterance, or a final whose text differs from its last partial."""
+    shown, changed_at = "", None
+    for at, event in returned:
+        if event.text != shown:
+            changed_at = at
+        shown = "" if event.kind == "final" else event.text
+    return changed_at
 
 
 def load_recognizer(model, search: str | None = None, backend: str | None = None) -> StreamingRecognizer:
@@ -177,6 +194,7 @@ def evaluate_utterance(recognizer, utterance: Utterance, modes, chunk_ms: float)
         row[mode] = {"hypothesis": decoded.text, **score(utterance.text, decoded.text), "seconds": decoded.seconds}
         if mode == "streaming":
             row[mode]["first_partial_latency_s"] = difference(decoded.first_partial_at, speech_start)
+            row[mode]["text_settled_latency_s"] = difference(decoded.text_settled_at, speech_end)
             row[mode]["final_latency_s"] = difference(decoded.last_final_at, speech_end)
     if set(modes) == set(MODES):
         row["modes_agree"] = row["streaming"]["hypothesis"] == row["offline"]["hypothesis"]
@@ -197,7 +215,7 @@ def evaluate_set(recognizer, name: str, utterances, modes, chunk_ms: float) -> d
         results = [r[mode] for r in rows]
         result[mode] = {**error_rates(results), "rtf": sum(r["seconds"] for r in results) / max(decoded_seconds, 1e-9)}
         if mode == "streaming":
-            for latency in ("first_partial_latency_s", "final_latency_s"):
+            for latency in STREAMING_LATENCIES:
                 result[mode][f"median_{latency}"] = median(r[latency] for r in results)
     if set(modes) == set(MODES):
         result["modes_agree"] = all(r["modes_agree"] for r in rows)
@@ -237,16 +255,18 @@ def summary_table(report) -> str:
     """Markdown: one row per set and mode, then whether the modes agree and what was skipped."""
     seconds = lambda value: "–" if value is None else f"{value:.3f}"
     lines = [
-        "| set | mode | utterances | hours | WER | CER | RTF | median first partial (s) | median final (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| set | mode | utterances | hours | WER | CER | RTF | median first partial (s) | median text settled (s) "
+        "| median final (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in report["sets"].items():
         for mode in report["modes"]:
             row = result[mode]
             lines.append(
                 f"| {name} | {mode} | {result['utterances']} | {result['hours']:.4f} | {row['wer']:.1%} | "
-                f"{row['cer']:.1%} | {row['rtf']:.3f} | {seconds(row.get('median_first_partial_latency_s'))} | "
-                f"{seconds(row.get('median_final_latency_s'))} |"
+                f"{row['cer']:.1%} | {row['rtf']:.3f} | "
+                + " | ".join(seconds(row.get(f"median_{latency}")) for latency in STREAMING_LATENCIES)
+                + " |"
             )
     lines.append("")
     if "modes_agree" in report:
