@@ -134,8 +134,9 @@ class SpeechDecoding:
             for t in range(length):
                 frame, stream.frames_seen = stream.frames_seen, stream.frames_seen + 1
                 beam, speech = search.advance(state, beam, logprobs[i, t], frame)
-                if beam[0].node != stream.shown_node:  # the best text has changed
-                    stream.shown_node = beam[0].node
+                shown = search.best_complete(beam)
+                if shown.node != stream.shown_node:  # the text to show has changed
+                    stream.shown_node = shown.node
                     emissions = search.emissions(state, stream.shown_node)
                     stream.transcript.replace(emissions, search.settled(state, beam))
                     if partial := stream.transcript.partial():

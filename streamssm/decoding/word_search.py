@@ -29,7 +29,7 @@ from .word_lm import WordLM
 
 NONE = -1  # no node: the empty prefix
 HISTORY_MODULUS = (1 << 61) - 1  # completed words are hashed into one integer per hypothesis
-PREFIX_CACHE = 100_000  # word beginnings whose lexicon check is remembered
+CACHE_SIZE = 100_000  # answers each of the search's caches (lexicon checks, word scores) holds
 
 
 @dataclass
@@ -55,6 +55,14 @@ class WordSearchConfig(JSONConfig):
             raise ValueError(f"beam must be >= 1 and prune > 0, got beam={self.beam}, prune={self.prune}")
         if not 0 <= self.bigram_weight < 1:  # 1 would give unlisted word pairs no probability at all
             raise ValueError(f"bigram_weight must be in [0, 1), got {self.bigram_weight}")
+
+
+def remember(cache: dict, key, value):
+    """Store `value` under `key` in a bounded cache (emptied when full); returns `value`."""
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def logaddexp(a: float, b: float) -> float:
@@ -133,7 +141,8 @@ class WordSearch:
         self.starts_word = tokenizer.starts_word
         # what a token adds to the word in progress (special pieces spell nothing)
         self.spelling = ["" if p.startswith("<") and p.endswith(">") else p.removeprefix(WORD_START) for p in pieces]
-        self.prefix_scores: dict[str, float] = {}  # partial_score's answers, a bounded cache
+        self.prefix_scores: dict[str, float] = {}  # partial_score's answers
+        self.word_scores: dict[tuple[int | None, str], tuple[float, int | None]] = {}  # word_score's answers
 
     def new_state(self, capacity_frames: int) -> WordSearchState:
         """The state of a stream whose utterances last at most `capacity_frames` frames."""
@@ -178,20 +187,20 @@ class WordSearch:
 
     def word_score(self, previous: int | None, word: str) -> tuple[float, int | None]:
         """The score of a complete word after `previous`, and its id (None outside the lexicon)."""
+        answer = self.word_scores.get((previous, word))
+        if answer is not None:
+            return answer
         word_id = self.lm.word_id(word)
         if word_id is None:
-            return self.config.oov_score, None
+            return remember(self.word_scores, (previous, word), (self.config.oov_score, None))
         logprob = self.lm.logprob(previous, word_id, self.config.bigram_weight)
-        return self.config.alpha * logprob + self.config.beta, word_id
+        return remember(self.word_scores, (previous, word), (self.config.alpha * logprob + self.config.beta, word_id))
 
     def partial_score(self, partial: str) -> float:
         score = self.prefix_scores.get(partial)
         if score is None:
-            if len(self.prefix_scores) >= PREFIX_CACHE:
-                self.prefix_scores.clear()
-            score = self.prefix_scores[partial] = (
-                0.0 if not partial or self.lm.is_prefix(partial) else self.config.oov_score
-            )
+            in_lexicon = not partial or self.lm.is_prefix(partial)
+            score = remember(self.prefix_scores, partial, 0.0 if in_lexicon else self.config.oov_score)
         return score
 
     def rank(self, h: Hypothesis) -> float:
@@ -289,16 +298,20 @@ class WordSearch:
                     other = int(state.parents[other])
         return len(state.path(common))
 
-    def final(self, state: WordSearchState, beam: list[Hypothesis]) -> list[tuple[int, int, float]]:
-        """The emissions of the best hypothesis once its word in progress is scored as a complete
-        word (the end of the utterance)."""
+    def best_complete(self, beam: list[Hypothesis]) -> Hypothesis:
+        """The best hypothesis if the utterance ended now: its word in progress scored as a complete
+        word. The text that partial events show, so that the final, which ends on it, seldom revises it."""
 
         def score(h: Hypothesis) -> float:
             if h.partial:
                 return logaddexp(h.p_b, h.p_nb) + h.words_score + self.word_score(h.previous, h.partial)[0]
             return self.rank(h)
 
-        return self.emissions(state, max(beam, key=score).node)  # first of equals: the beam is best first
+        return max(beam, key=score)  # first of equals: the beam is best first
+
+    def final(self, state: WordSearchState, beam: list[Hypothesis]) -> list[tuple[int, int, float]]:
+        """The emissions of `best_complete(beam)` (the end of the utterance)."""
+        return self.emissions(state, self.best_complete(beam).node)
 
     def whole(self, logprobs: np.ndarray) -> list[tuple[int, int, float]]:
         """The emissions of one whole utterance's log-probabilities (T, V)."""
