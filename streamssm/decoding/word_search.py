@@ -188,13 +188,15 @@ class WordSearch:
     def word_score(self, previous: int | None, word: str) -> tuple[float, int | None]:
         """The score of a complete word after `previous`, and its id (None outside the lexicon)."""
         answer = self.word_scores.get((previous, word))
-        if answer is not None:
-            return answer
-        word_id = self.lm.word_id(word)
-        if word_id is None:
-            return remember(self.word_scores, (previous, word), (self.config.oov_score, None))
-        logprob = self.lm.logprob(previous, word_id, self.config.bigram_weight)
-        return remember(self.word_scores, (previous, word), (self.config.alpha * logprob + self.config.beta, word_id))
+        if answer is None:
+            word_id = self.lm.word_id(word)
+            if word_id is None:
+                answer = self.config.oov_score, None
+            else:
+                logprob = self.lm.logprob(previous, word_id, self.config.bigram_weight)
+                answer = self.config.alpha * logprob + self.config.beta, word_id
+            remember(self.word_scores, (previous, word), answer)
+        return answer
 
     def partial_score(self, partial: str) -> float:
         score = self.prefix_scores.get(partial)
