@@ -9,6 +9,7 @@ import dataclasses
 import json
 
 from . import asr, kws
+from .common import close_distributed
 
 TASKS = {"kws": (kws.KWSTrainConfig, kws.train), "asr": (asr.ASRTrainConfig, asr.train)}
 
@@ -45,7 +46,11 @@ def main(argv=None):
     if args.steps:
         overrides["steps"] = args.steps
     config = dataclasses.replace(config, **overrides)
-    print(f"model written to {train(config)}")
+    try:
+        model_dir = train(config)
+    finally:
+        close_distributed()
+    print(f"model written to {model_dir}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,13 @@ def setup_distributed() -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size(), device)
 
 
+def close_distributed() -> None:
+    """Leave the torchrun process group, if this process joined one: a process that exits still in
+    it can abort (SIGABRT) while Python shuts down, as gloo's threads outlive the interpreter."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 @contextmanager
 def main_process_first(env: Distributed):
     """Run the block in the main process, then in the others: what it creates is made once and
