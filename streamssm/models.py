@@ -47,6 +47,7 @@ class KWSConfig(JSONConfig):
     default_threshold: float = 0.5
     smoothing_frames: int = 3  # moving average of posteriors, in 40 ms frames
     refractory_s: float = 2.0  # nothing fires again for this long after a detection
+    repeat_s: float = 2.0  # the same keyword is not reported again for this long
     keyword_durations: dict[str, float] = field(default_factory=dict)  # typical spoken length, s
 
     @classmethod

@@ -10,9 +10,14 @@ KEYWORDS = ["three", "thirteen"]
 FRAME_S = FeatureConfig().frame_s
 
 
-def detector(refractory_s=1.0):
+def detector(refractory_s=1.0, repeat_s=0.0):
     return KeywordDetector(
-        KEYWORDS, {"three": 0.5, "thirteen": 0.5}, FRAME_S, smoothing_frames=1, refractory_s=refractory_s
+        KEYWORDS,
+        {"three": 0.5, "thirteen": 0.5},
+        FRAME_S,
+        smoothing_frames=1,
+        refractory_s=refractory_s,
+        repeat_s=repeat_s,
     )
 
 
@@ -32,6 +37,18 @@ def test_it_fires_again_after_falling_below_threshold_and_the_refractory_period(
     later = detector(refractory_s=1.0).accept(frames(quiet, word, (30, 0, 0), word, quiet))  # 35 frames apart
     assert len(soon) == 1 and len(later) == 2
     assert round((later[1].end - later[0].end) / FRAME_S) == 35
+
+
+def test_the_same_keyword_waits_out_the_repeat_period_and_another_does_not():
+    """A posterior that rises again 1.4 s after a keyword (35 frames) is not reported with a 2 s
+    repeat period; another keyword at the same distance is, after the 1 s refractory period."""
+    quiet, three, thirteen = (10, 0, 0), (5, 0.9, 0), (5, 0, 0.9)
+    repeated = detector(repeat_s=2.0).accept(frames(quiet, three, (30, 0, 0), three, quiet))
+    followed = detector(repeat_s=2.0).accept(frames(quiet, three, (30, 0, 0), thirteen, quiet))
+    much_later = detector(repeat_s=2.0).accept(frames(quiet, three, (50, 0, 0), three, quiet))
+    assert [e.text for e in repeated] == ["three"]
+    assert [e.text for e in followed] == ["three", "thirteen"]
+    assert [e.text for e in much_later] == ["three", "three"]
 
 
 def test_the_peak_decides_the_keyword():

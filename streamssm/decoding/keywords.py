@@ -33,8 +33,9 @@ class KeywordDetector:
     not improved for `patience` frames (so a word that starts like another, "three" in
     "thirteen", does not fire before the right one peaks). Nothing fires again for
     `refractory_s` after an event, and a reported keyword fires again only after its smoothed
-    posterior has fallen below its threshold, so one utterance (or a long noise the model
-    mistakes for a keyword) fires once. It works frame by frame, so its output does not depend on
+    posterior has fallen below its threshold and `repeat_s` has passed since its report, so one
+    utterance (or a long noise the model mistakes for a keyword) fires once, and a model whose
+    posterior rises again a second after the keyword does not repeat it. It works frame by frame, so its output does not depend on
     how the frames were chunked; its state has a fixed size.
     """
 
@@ -45,6 +46,7 @@ class KeywordDetector:
         frame_s: float,
         smoothing_frames=3,
         refractory_s=1.0,
+        repeat_s=0.0,
         durations=None,
         report=None,
         time_offset=0.0,
@@ -56,6 +58,7 @@ class KeywordDetector:
         self.durations = durations or {}
         self.frame_s = frame_s  # encoder frame period
         self.refractory_frames = round(refractory_s / frame_s)
+        self.repeat_frames = round(repeat_s / frame_s)
         self.patience = patience
         self.time_offset = time_offset  # audio time at the end of frame 0
         self.smoothing_frames = smoothing_frames
@@ -64,10 +67,11 @@ class KeywordDetector:
         self.last_fired = -(10**9)
         self.candidate = None  # (keyword index, score, frame) of the peak being followed
         self.armed = np.ones(len(self.keywords), bool)  # a reported keyword re-arms once it falls below threshold
+        self.last_reported = np.full(len(self.keywords), -(10**9))  # frame of each keyword's last report
 
     @property
     def nbytes(self) -> int:
-        return self.recent.nbytes + self.armed.nbytes + 40
+        return self.recent.nbytes + self.armed.nbytes + self.last_reported.nbytes + 40
 
     @property
     def report_delay_s(self) -> float:
@@ -104,7 +108,7 @@ class KeywordDetector:
             return events
         for frame, (smoothed, above) in enumerate(zip(smoothed_frames, above_frames), first):
             self.armed |= ~above
-            above &= self.report & self.armed
+            above &= self.report & self.armed & (frame - self.last_reported >= self.repeat_frames)
             if above.any() and frame - self.last_fired >= self.refractory_frames:
                 best = int(np.where(above, smoothed, -1.0).argmax())
                 if self.candidate is None or smoothed[best] > self.candidate[1]:
@@ -120,7 +124,7 @@ class KeywordDetector:
     def _emit(self) -> Event:
         index, score, frame = self.candidate
         self.candidate, self.last_fired = None, frame
-        self.armed[index] = False
+        self.armed[index], self.last_reported[index] = False, frame
         keyword, end = self.keywords[index], self.frame_end_time(frame)
         start = max(0.0, end - self.durations.get(keyword, 0.6))
         return Event("keyword", keyword, round(start, 3), round(end, 3), score)
@@ -170,6 +174,7 @@ class KeywordDecoding:
             config.features.frame_s,
             config.smoothing_frames,
             config.refractory_s,
+            config.repeat_s,
             config.keyword_durations,
             report=set(self.keywords),
             time_offset=config.features.frame_span_s,
