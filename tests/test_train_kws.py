@@ -3,11 +3,13 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 
 from streamssm.data.augment import Augmenter
 from streamssm.data.manifest import read_manifest, write_manifest
 from streamssm.models import load_model
-from streamssm.train.kws import SR, ExampleMaker, KWSTrainConfig, train
+from streamssm.train.kws import SR, ExampleMaker, KWSTrainConfig, carried_streams, train
 from train_helpers import torchrun_train
 
 KEYWORDS = ["alexa", "jarvis"]
@@ -53,6 +55,41 @@ def test_training_resumes_and_saves_a_model(tmp_path, shared_data):
     assert model.config.keywords == KEYWORDS
     assert set(model.config.thresholds) == set(KEYWORDS)
     assert all(0 < t <= 1 for t in model.config.thresholds.values())
+
+
+def test_a_run_starts_from_another_model_and_carries_streams_across_steps(tmp_path, shared_data):
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    train(tiny_config(tmp_path / "first", shared_data, steps=2))
+    source = load_model(tmp_path / "first" / "model")
+    config = tiny_config(tmp_path / "second", shared_data, steps=0)
+    config.init_from, config.stream_continue = str(tmp_path / "first" / "model"), 0.5
+    train(config)  # no step: the calibrated model is the source's weights
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(source.state_dict().values(), load_model(config.model_dir).state_dict().values())
+    )
+    config.steps = 2
+    train(config)
+    assert json.loads((tmp_path / "second" / "run" / "checkpoint" / "progress.json").read_text())["step"] == 2
+    config.keywords = KEYWORDS[::-1]
+    config.out_dir = str(tmp_path / "third")
+    with pytest.raises(ValueError, match="not the config's keywords"):
+        train(config)
+
+
+def test_carried_streams_go_on_from_the_state_or_start_afresh():
+    model = load_model("kws")
+    _, state = model(torch.randn(8, 40, 80, requires_grad=True))
+    assert carried_streams(model, state, np.random.default_rng(0), 0.0) is None
+    carried = carried_streams(model, state, np.random.default_rng(0), 0.5)
+    fresh = model.encoder.initial_state(8)
+    went_on = np.random.default_rng(0).random(8) < 0.5
+    assert 0 < went_on.sum() < 8
+    for i in range(8):
+        expected = state if went_on[i] else fresh
+        assert all(torch.equal(c[i], e[i]) for c, e in zip(carried.tensors(), expected.tensors())), i
+    assert not any(t.requires_grad for t in carried.tensors())
 
 
 def test_torchrun_two_processes(tmp_path, shared_data):

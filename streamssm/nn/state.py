@@ -33,6 +33,10 @@ class BatchedState(ABC):
     def to(self, device) -> "BatchedState":
         return self._rebuild(t.to(device) for t in self.tensors())
 
+    def detach(self) -> "BatchedState":
+        """The same values, cut from the autograd graph (a state carried to a next training step)."""
+        return self._rebuild(t.detach() for t in self.tensors())
+
     @staticmethod
     def stack(states: list["BatchedState"]) -> "BatchedState":
         """One batched state from states of single streams (or smaller batches)."""

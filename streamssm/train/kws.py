@@ -39,7 +39,7 @@ from ..data.splits import eval_speakers, real_kws_split, real_split
 from ..data.transcript_keywords import keyword_ends, said_keywords
 from ..decoding.keywords import moving_average
 from ..features import SUBSAMPLING, FeatureConfig, log_mel
-from ..models import KWSConfig, KWSModel, save_model
+from ..models import KWSConfig, KWSModel, load_model, save_model
 from ..nn.encoder import EncoderConfig
 from .common import (
     LossLog,
@@ -95,6 +95,8 @@ class KWSTrainConfig:
     calibrate_by_group: bool = True  # wake words, commands and digits each share the target
     threshold_ceiling: float = 0.95
     refractory_s: float | None = None  # the detector's; None: the model config's default
+    init_from: str | None = None  # start from this model's weights (same keywords and encoder), fresh schedule
+    stream_continue: float = 0.0  # chance that a batch row's next example goes on from its encoder state
 
     @classmethod
     def from_file(cls, path) -> "KWSTrainConfig":
@@ -399,6 +401,25 @@ def example_augmenter(config: KWSTrainConfig, options: dict, seed: int) -> Augme
     return Augmenter(noise_dir=config.noise_dir, seed=seed, **{**options, "p_speed": 0.0})
 
 
+def initial_weights(config: KWSTrainConfig) -> dict:
+    """The weights of the `init_from` model, which must spot the config's keywords."""
+    source = load_model(config.init_from)
+    if source.config.keywords != config.keywords:
+        raise ValueError(f"init_from {config.init_from} spots {source.config.keywords}, not the config's keywords")
+    return source.state_dict()
+
+
+def carried_streams(model, state, rng, continue_chance: float):
+    """Each row's encoder `state` after its example, detached, where the row's stream goes on
+    (chance `continue_chance`), else a fresh state: the model learns to listen for keywords after
+    minutes of audio, as it must live, not only from a fresh start. None when no stream goes on."""
+    if not continue_chance:
+        return None
+    goes_on = torch.from_numpy(rng.random(state.batch_size) < continue_chance)
+    fresh = model.encoder.initial_state(state.batch_size)
+    return state.detach().where(goes_on, fresh)
+
+
 def train(config: KWSTrainConfig) -> Path:
     env = setup_distributed()
     torch.set_num_threads(config.threads)
@@ -412,7 +433,10 @@ def train(config: KWSTrainConfig) -> Path:
         model_config.refractory_s = config.refractory_s
     model = KWSModel(model_config).to(env.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    progress = load_checkpoint(out / "checkpoint", model, optimizer) or {"step": 0}
+    progress = load_checkpoint(out / "checkpoint", model, optimizer)
+    if progress is None and config.init_from:
+        model.load_state_dict(initial_weights(config))
+    progress = progress or {"step": 0}
     trained = torch.nn.parallel.DistributedDataParallel(model) if env.world_size > 1 else model
     seed = config.seed + 1000 * env.rank + progress["step"]
     digit_options = {**config.augment_options, **config.digit_augment_options}
@@ -435,6 +459,7 @@ def train(config: KWSTrainConfig) -> Path:
         desc="training kws",
         disable=not env.is_main,
     )
+    streams = None  # each batch row's encoder state, when its next example goes on from it
     for step in bar:
         if step in config.mining_steps:
             mining_rng = np.random.default_rng([config.seed, step, zlib.crc32(b"hard negatives")])
@@ -448,7 +473,8 @@ def train(config: KWSTrainConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, config.steps, config.lr, config.warmup)
         batch, lengths, labels, ends, allowed = make_batch(maker, rng, config.batch_size)
-        logits, _ = trained(batch.to(env.device), lengths=lengths.to(env.device))
+        logits, state = trained(batch.to(env.device), streams, lengths=lengths.to(env.device))
+        streams = carried_streams(model, state, rng, config.stream_continue)
         loss, filler, keyword = kws_loss(
             logits.cpu(),
             lengths,
