@@ -75,7 +75,8 @@ def test_a_keyword_that_ends_the_file_is_reported(tmp_path, shared_data):
     audio = read_audio(clip.audio)
     path = tmp_path / "ends_with_alexa.wav"
     soundfile.write(path, audio[: loud_span(audio, 40)[1]], 16000)  # cut right after the word
-    assert [e["text"] for e in run_on_file(path)] == ["alexa"]
+    # this clip peaks at 0.98, under alexa's shipped threshold (0.99): the flush is what is tested
+    assert [e["text"] for e in run_on_file(path, "--threshold", "0.9")] == ["alexa"]
 
 
 def test_text_keywords_beside_trained_ones(tmp_path):
