@@ -29,7 +29,7 @@ from tqdm import tqdm
 from streamssm.audio import SAMPLE_RATE as SR, read_audio
 from streamssm.data.augment import Augmenter
 from streamssm.data.splits import real_kws_split, shared_data_dir
-from streamssm.eval.kws import negative_sets, posteriors
+from streamssm.eval.kws import PAD, negative_sets, posteriors
 from streamssm.recognizer import StreamingRecognizer
 
 NOISE_RMS = 0.01  # -40 dBFS
@@ -62,9 +62,9 @@ class Contexts:
         after = np.concatenate([silence(0.25), self.speech(3, i + 7)])
         talk = lambda seconds: np.concatenate([self.speech(seconds, i), clip, after])
         return {
-            "fresh": np.concatenate([silence(0.5), clip, silence(0.5)]),
-            "silence 30 s": np.concatenate([silence(30), clip, silence(0.5)]),
-            "noise 30 s": self.with_noise(np.concatenate([silence(30), clip, silence(0.5)])),
+            "fresh": np.concatenate([PAD, clip, PAD]),
+            "silence 30 s": np.concatenate([silence(30), clip, PAD]),
+            "noise 30 s": self.with_noise(np.concatenate([silence(30), clip, PAD])),
             "speech 10 s": talk(10),
             "speech 30 s": talk(30),
             "speech 120 s": talk(120),

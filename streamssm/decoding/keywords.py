@@ -35,8 +35,8 @@ class KeywordDetector:
     `refractory_s` after an event, and a reported keyword fires again only after its smoothed
     posterior has fallen below its threshold and `repeat_s` has passed since its report, so one
     utterance (or a long noise the model mistakes for a keyword) fires once, and a model whose
-    posterior rises again a second after the keyword does not repeat it. It works frame by frame, so its output does not depend on
-    how the frames were chunked; its state has a fixed size.
+    posterior rises again a second after the keyword does not repeat it. It works frame by frame,
+    so its output does not depend on how the frames were chunked; its state has a fixed size.
     """
 
     def __init__(
