@@ -26,57 +26,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from streamssm.audio import SAMPLE_RATE as SR, read_audio
-from streamssm.data.augment import Augmenter
-from streamssm.data.splits import real_kws_split, shared_data_dir
-from streamssm.eval.kws import PAD, negative_sets, posteriors
+from streamssm.audio import read_audio
+from streamssm.data.splits import real_kws_split
+from streamssm.eval.context import Contexts, silence
+from streamssm.eval.kws import PAD, posteriors
 from streamssm.recognizer import StreamingRecognizer
 
-NOISE_RMS = 0.01  # -40 dBFS
 
-
-def silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(seconds * SR), np.float32)
-
-
-class Contexts:
-    """The audio before and after each clip, from held-out read speech and real noise."""
-
-    def __init__(self, seed: int = 0):
-        self.talk = [read_audio(u.audio) for u in negative_sets(["vctk-p239"])["vctk-p239"]]
-        self.noise = Augmenter(noise_dir=shared_data_dir() / "noise", seed=seed)
-
-    def speech(self, seconds: float, first: int) -> np.ndarray:
-        pieces, length, i = [], 0, first
-        while length < seconds * SR:
-            pieces += [self.talk[i % len(self.talk)], silence(0.25)]
-            length += len(pieces[-2]) + len(pieces[-1])
-            i += 1
-        return np.concatenate(pieces)
-
-    def with_noise(self, audio: np.ndarray) -> np.ndarray:
-        noise = self.noise.noise_segment(len(audio))
-        return audio + (noise * NOISE_RMS / np.sqrt(np.mean(noise**2) + 1e-20)).astype(np.float32)
-
-    def streams(self, clip: np.ndarray, i: int) -> dict[str, np.ndarray]:
-        after = np.concatenate([silence(0.25), self.speech(3, i + 7)])
-        talk = lambda seconds: np.concatenate([self.speech(seconds, i), clip, after])
-        return {
-            "fresh": np.concatenate([PAD, clip, PAD]),
-            "silence 30 s": np.concatenate([silence(30), clip, PAD]),
-            "noise 30 s": self.with_noise(np.concatenate([silence(30), clip, PAD])),
-            "speech 10 s": talk(10),
-            "speech 30 s": talk(30),
-            "speech 120 s": talk(120),
-            "speech 30 s + noise": self.with_noise(talk(30)),
-        }
+def streams(contexts: Contexts, clip: np.ndarray, i: int) -> dict[str, np.ndarray]:
+    """The streams around the `i`th clip, by context name."""
+    after = np.concatenate([silence(0.25), contexts.speech(3, i + 7)])
+    talk = lambda seconds: np.concatenate([contexts.speech(seconds, i), clip, after])
+    return {
+        "fresh": np.concatenate([PAD, clip, PAD]),
+        "silence 30 s": np.concatenate([silence(30), clip, PAD]),
+        "noise 30 s": contexts.with_noise(np.concatenate([silence(30), clip, PAD])),
+        "speech 10 s": talk(10),
+        "speech 30 s": talk(30),
+        "speech 120 s": talk(120),
+        "speech 30 s + noise": contexts.with_noise(talk(30)),
+    }
 
 
 def recall_by_context(model: str, contexts: Contexts, clips) -> dict[str, float]:
     recognizer = StreamingRecognizer.from_pretrained(model, backend="torch")
     found: dict[str, int] = {}
     for i, u in enumerate(tqdm(clips, desc=model, unit="clip")):
-        for name, audio in contexts.streams(read_audio(u.audio), i).items():
+        for name, audio in streams(contexts, read_audio(u.audio), i).items():
             events = recognizer.decoding.detect(posteriors(recognizer, audio), None)
             found[name] = found.get(name, 0) + any(e.text == u.keyword for e in events)
     return {name: count / len(clips) for name, count in found.items()}

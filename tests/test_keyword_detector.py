@@ -10,14 +10,14 @@ KEYWORDS = ["three", "thirteen"]
 FRAME_S = FeatureConfig().frame_s
 
 
-def detector(refractory_s=1.0, repeat_s=0.0):
+def detector(threshold=0.5, refractory_s=1.0, repeat_s=0.0, smoothing_frames=1):
     return KeywordDetector(
         KEYWORDS,
-        {"three": 0.5, "thirteen": 0.5},
+        {"three": threshold, "thirteen": threshold},
         FRAME_S,
-        smoothing_frames=1,
         refractory_s=refractory_s,
         repeat_s=repeat_s,
+        smoothing_frames=smoothing_frames,
     )
 
 
@@ -71,8 +71,8 @@ def test_smoothing_is_the_training_loss_moving_average_however_the_stream_is_cut
     cuts = np.cumsum(np.random.default_rng(2).integers(1, 9, 60))
     events = {}
     for name, pieces in {"whole": [posteriors], "ragged": np.split(posteriors, cuts[cuts < 200])}.items():
-        smoothing, events[name] = KeywordDetector(KEYWORDS, {"three": 0.3, "thirteen": 0.3}, FRAME_S), []
-        detecting = KeywordDetector(KEYWORDS, {"three": 0.3, "thirteen": 0.3}, FRAME_S)
+        smoothing, events[name] = detector(0.3, smoothing_frames=3), []
+        detecting = detector(0.3, smoothing_frames=3)
         assert np.allclose(np.concatenate([smoothing.smooth(p) for p in pieces]), expected, atol=1e-6), name
         for piece in pieces:
             events[name] += detecting.accept(piece)

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from ..audio import read_audio
 from ..extras import require
 from ..data.manifest import Utterance
+from ..events import Event
 from ..recognizer import StreamingRecognizer
 from .sets import speech_set
 
@@ -95,11 +96,15 @@ def speech_span(
 class Decoded:
     """One utterance through one stream; times are audio times in seconds."""
 
-    text: str  # the final results joined
+    finals: list[Event]  # the final results, in order
     seconds: float  # wall time of decoding
     first_partial_at: float | None  # end of the chunk that returned the first partial
     text_settled_at: float | None  # end of the chunk that returned the last change of the text shown
     last_final_at: float | None  # end of the chunk that returned the last final
+
+    @property
+    def text(self) -> str:
+        return " ".join(e.text for e in self.finals)
 
 
 def decode(recognizer: StreamingRecognizer, audio: np.ndarray, rate: int, chunk_samples: int) -> Decoded:
@@ -114,7 +119,7 @@ def decode(recognizer: StreamingRecognizer, audio: np.ndarray, rate: int, chunk_
     partials = [at for at, e in returned if e.kind == "partial"]
     finals = [(at, e) for at, e in returned if e.kind == "final"]
     return Decoded(
-        " ".join(e.text for _, e in finals),
+        [e for _, e in finals],
         seconds,
         partials[0] if partials else None,
         last_text_change(returned),

@@ -12,9 +12,11 @@ only for the keywords it does not say: a keyword its transcript says is allowed 
 its frames, and becomes a positive where word times or the transcript's end place it
 (data.transcript_keywords). With `mining_steps`, the trainer draws a seeded set of negative windows
 at those steps, keeps those on which a keyword fires, and draws them for `hard_negative_fraction`
-of the negative examples from then on. Checkpoints resume; at the end, thresholds are calibrated to
-a target false-alarm rate per keyword group on negatives held back from training (real speech by
-whole speaker, TTS clips by path hash).
+of the negative examples from then on. With `stream_continue`, a batch row's next example goes on
+from the encoder state its last one left, so the model keeps listening in long streams.
+Checkpoints resume (carried encoder states are not saved: a resumed run starts its streams fresh);
+at the end, thresholds are calibrated to a target false-alarm rate per keyword group on negatives
+held back from training (real speech by whole speaker, TTS clips by path hash).
 """
 
 from __future__ import annotations
