@@ -19,12 +19,12 @@ model's shipped thresholds, the PyTorch backend, one thread:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
+from machine import provenance, provenance_line, save, table  # benchmarks/machine.py
 
 from streamssm.audio import read_audio
 from streamssm.data.splits import real_kws_split
@@ -69,17 +69,15 @@ def main(argv=None):
     contexts = Contexts()
     results = {model: recall_by_context(model, contexts, clips) for model in args.models}
     names = list(next(iter(results.values())))
-    lines = [
+    report = {**provenance("kws_context.py", argv), "clips": len(clips), "recall": results}
+    rows = [[m, *(f"{r[n]:.0%}" for n in names)] for m, r in results.items()]
+    page = [
         f"Recall of {len(clips)} wwb eval wake-word clips (every {args.every}th) by what came before them.",
-        f"Command: `python benchmarks/kws_context.py --models {' '.join(args.models)}`",
+        provenance_line(report),
         "",
-        "| model | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-        *(f"| {m} | " + " | ".join(f"{r[n]:.0%}" for n in names) + " |" for m, r in results.items()),
+        table(["model", *names], rows),
     ]
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({"clips": len(clips), "recall": results}, indent=1) + "\n")
-    print("\n".join(lines))
+    save(args.out.parent, args.out.name, report, "\n".join(page) + "\n")
 
 
 if __name__ == "__main__":

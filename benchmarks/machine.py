@@ -1,4 +1,4 @@
-"""What a benchmark ran on, for its recorded results (the scripts here import it as a sibling)."""
+"""What a benchmark ran on, and the page it writes (the scripts here import it as a sibling)."""
 
 import os
 import platform
@@ -77,3 +77,9 @@ def save(folder: Path, stem: str, report: dict, page: str) -> None:
     (folder / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     (folder / f"{stem}.md").write_text(page)
     print(page)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
